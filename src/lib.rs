@@ -1,0 +1,1 @@
+//! auditrail: a log-shipping agent for Kubernetes audit events.
