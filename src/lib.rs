@@ -1,1 +1,3 @@
 //! auditrail: a log-shipping agent for Kubernetes audit events.
+
+pub mod event;

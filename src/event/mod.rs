@@ -1,0 +1,53 @@
+//! The unit that flows through the pipeline: a tag, an event time, a JSON
+//! record that keeps its original bytes, and the acknowledgement that tells
+//! the source when every output is done with it.
+
+mod ack;
+mod path;
+mod raw_lookup;
+mod record;
+mod tag;
+
+pub use ack::{Ack, AckWaiter, BatchStatus};
+pub use path::{FieldPath, PathError, PathSegment};
+pub use record::Record;
+pub use tag::Tag;
+
+use chrono::{DateTime, Utc};
+
+/// One event in the pipeline.
+#[derive(Debug)]
+pub struct Event {
+    /// Routing tag; filters may rewrite it.
+    pub tag: Tag,
+    /// Event time: from the source's `time_key`, else when it was read.
+    pub time: DateTime<Utc>,
+    /// The JSON object.
+    pub record: Record,
+    /// This copy's share of its source batch's acknowledgement.
+    pub ack: Ack,
+}
+
+impl Event {
+    pub fn new(tag: Tag, time: DateTime<Utc>, record: Record, ack: Ack) -> Self {
+        Self {
+            tag,
+            time,
+            record,
+            ack,
+        }
+    }
+
+    /// A copy for another output; both copies must be settled.
+    pub fn fan_out(&self) -> Self {
+        Self {
+            tag: self.tag.clone(),
+            time: self.time,
+            record: self.record.clone(),
+            ack: self.ack.clone(),
+        }
+    }
+}
+
+/// Events travel between stages in batches, never one by one.
+pub type EventBatch = Vec<Event>;

@@ -1,0 +1,157 @@
+//! Reads one field out of a record's original JSON text without building the
+//! whole document: keys off the path are skipped (but still validated), so a
+//! filter that only reads `objectRef.namespace` costs a scan, not a parse.
+//! serde_json has no path query of its own, hence this small seed.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::path::PathSegment;
+
+/// Validates `raw` as one JSON value and returns the value at `path`, if any.
+/// An empty path returns the whole value.
+pub fn lookup(raw: &str, path: &[PathSegment]) -> Result<Option<Value>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let found = PathSeed { path }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(found)
+}
+
+/// Validates that `raw` is exactly one JSON object.
+pub fn validate_object(raw: &str) -> Result<(), serde_json::Error> {
+    if !raw.trim_start().starts_with('{') {
+        return Err(de::Error::custom("expected a JSON object"));
+    }
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let IgnoredAny = de::Deserialize::deserialize(&mut de)?;
+    de.end()
+}
+
+struct PathSeed<'p> {
+    path: &'p [PathSegment],
+}
+
+impl<'de> DeserializeSeed<'de> for PathSeed<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match self.path.first() {
+            None => de::Deserialize::deserialize(d).map(Some),
+            Some(_) => d.deserialize_any(PathVisitor { path: self.path }),
+        }
+    }
+}
+
+struct PathVisitor<'p> {
+    path: &'p [PathSegment],
+}
+
+impl<'de> Visitor<'de> for PathVisitor<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let wanted = match &self.path[0] {
+            PathSegment::Key(key) => Some(&**key),
+            PathSegment::Index(_) => None,
+        };
+        // Keys with escapes arrive owned; most arrive borrowed.
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if found.is_none() && wanted == Some(&*key) {
+                found = map.next_value_seed(PathSeed {
+                    path: &self.path[1..],
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let wanted = match self.path[0] {
+            PathSegment::Index(index) => Some(index),
+            PathSegment::Key(_) => None,
+        };
+        let mut found = None;
+        let mut position = 0;
+        loop {
+            if wanted == Some(position) {
+                match seq.next_element_seed(PathSeed {
+                    path: &self.path[1..],
+                })? {
+                    Some(value) => found = value,
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            position += 1;
+        }
+        Ok(found)
+    }
+
+    // Scalars have no fields: the path does not exist.
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::path::FieldPath;
+
+    fn get(raw: &str, path: &str) -> Option<Value> {
+        lookup(raw, FieldPath::parse(path).unwrap().segments()).unwrap()
+    }
+
+    #[test]
+    fn finds_nested_keys_indexes_and_escaped_keys() {
+        let raw = r#"{"a":{"b":[1,{"c":"x\u0026y"}]},"k\u002ey":2,"objectRef":{"namespace":"kube-system"}}"#;
+        assert_eq!(get(raw, "objectRef.namespace"), Some("kube-system".into()));
+        assert_eq!(get(raw, "a.b[1].c"), Some("x&y".into()));
+        assert_eq!(get(raw, "a.b[0]"), Some(1.into()));
+        assert_eq!(get(raw, "\"k.y\""), Some(2.into()));
+        assert_eq!(get(raw, "a.b[5]"), None);
+        assert_eq!(get(raw, "a.b.c"), None);
+        assert_eq!(get(raw, "missing"), None);
+        assert_eq!(get(raw, "objectRef.namespace.deeper"), None);
+    }
+
+    #[test]
+    fn rejects_invalid_json_even_after_the_field() {
+        let path = FieldPath::parse("a").unwrap();
+        assert!(lookup(r#"{"a":1,"b":}"#, path.segments()).is_err());
+        assert!(lookup(r#"{"a":1} trailing"#, path.segments()).is_err());
+    }
+
+    #[test]
+    fn validates_objects_only() {
+        assert!(validate_object(r#" {"a":[1,2]}"#).is_ok());
+        assert!(validate_object("[1]").is_err());
+        assert!(validate_object(r#"{"a":1"#).is_err());
+        assert!(validate_object("").is_err());
+    }
+}

@@ -1,0 +1,293 @@
+//! A record is one event's JSON object. It keeps the bytes it arrived with
+//! until a stage changes it, so an untouched event leaves byte for byte as it
+//! came; fields are parsed only when a stage reads them.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use bytestring::ByteString;
+use serde_json::{Map, Value};
+
+use super::path::{FieldPath, PathSegment};
+use super::raw_lookup;
+
+/// One event's JSON object.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// The original text (a validated JSON object), until the first change.
+    raw: Option<ByteString>,
+    /// The parsed object, built on first full read or first change.
+    fields: OnceCell<Map<String, Value>>,
+}
+
+impl Record {
+    /// Wraps a line that is one JSON object, validating it.
+    pub fn from_json(raw: ByteString) -> Result<Self, serde_json::Error> {
+        raw_lookup::validate_object(&raw)?;
+        Ok(Self::from_validated(raw))
+    }
+
+    /// Wraps a line already validated as one JSON object (e.g. by
+    /// [`Record::from_json_reading`]).
+    fn from_validated(raw: ByteString) -> Self {
+        Self {
+            raw: Some(raw),
+            fields: OnceCell::new(),
+        }
+    }
+
+    /// Validates a line as one JSON object and reads one field in the same
+    /// pass (sources use it for `time_key`).
+    pub fn from_json_reading(
+        raw: ByteString,
+        path: &FieldPath,
+    ) -> Result<(Self, Option<Value>), serde_json::Error> {
+        if !raw.trim_start().starts_with('{') {
+            return Err(serde::de::Error::custom("expected a JSON object"));
+        }
+        let value = raw_lookup::lookup(&raw, path.segments())?;
+        Ok((Self::from_validated(raw), value))
+    }
+
+    /// A record built by a stage rather than read from input.
+    pub fn from_fields(fields: Map<String, Value>) -> Self {
+        Self {
+            raw: None,
+            fields: OnceCell::from(fields),
+        }
+    }
+
+    /// The original text, if the record is unchanged.
+    pub fn raw(&self) -> Option<&str> {
+        self.raw.as_deref()
+    }
+
+    /// The value at `path`. Reads from the parsed object when there is one,
+    /// otherwise scans the original text for just that field.
+    pub fn get(&self, path: &FieldPath) -> Option<Cow<'_, Value>> {
+        if let Some(fields) = self.fields.get() {
+            return lookup_parsed(fields, path.segments()).map(Cow::Borrowed);
+        }
+        let raw = self.raw.as_deref()?;
+        // The text was validated at construction, so a scan cannot fail.
+        raw_lookup::lookup(raw, path.segments())
+            .ok()
+            .flatten()
+            .map(Cow::Owned)
+    }
+
+    /// The whole object, parsed on first use.
+    pub fn fields(&self) -> &Map<String, Value> {
+        self.fields.get_or_init(|| parse_object(self.raw.as_deref()))
+    }
+
+    /// The object for changing; the original text is let go.
+    pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
+        self.fields();
+        self.raw = None;
+        self.fields.get_mut().expect("fields() just initialised the cell")
+    }
+
+    /// Whether the record still holds its original text unchanged.
+    pub fn is_unchanged(&self) -> bool {
+        self.raw.is_some()
+    }
+
+    /// Sets the value at `path`, creating intermediate objects. Returns false
+    /// when the path runs through a value that is not an object or array.
+    pub fn set(&mut self, path: &FieldPath, value: Value) -> bool {
+        let Some((last, parents)) = path.segments().split_last() else {
+            return false;
+        };
+        let mut current = ValueMut::Map(self.fields_mut());
+        for segment in parents {
+            current = match current.child_or_insert(segment) {
+                Some(next) => ValueMut::Value(next),
+                None => return false,
+            };
+        }
+        current.put(last, value)
+    }
+
+    /// Removes and returns the value at `path`.
+    pub fn remove(&mut self, path: &FieldPath) -> Option<Value> {
+        let (last, parents) = path.segments().split_last()?;
+        // Look before touching, so a miss keeps the original bytes.
+        self.get(path)?;
+        let mut current = ValueMut::Map(self.fields_mut());
+        for segment in parents {
+            current = ValueMut::Value(current.child(segment)?);
+        }
+        current.take(last)
+    }
+
+    /// Appends the record as one line of JSON (no newline).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match (&self.raw, self.fields.get()) {
+            (Some(raw), _) => out.extend_from_slice(raw.as_bytes()),
+            (None, Some(fields)) => {
+                serde_json::to_writer(&mut *out, fields)
+                    .expect("serialising a serde_json::Map into a Vec cannot fail");
+            }
+            (None, None) => out.extend_from_slice(b"{}"),
+        }
+    }
+
+    /// The record as a JSON value.
+    pub fn into_value(self) -> Value {
+        let raw = self.raw;
+        Value::Object(
+            self.fields
+                .into_inner()
+                .unwrap_or_else(|| parse_object(raw.as_deref())),
+        )
+    }
+}
+
+fn parse_object(raw: Option<&str>) -> Map<String, Value> {
+    raw.and_then(|raw| serde_json::from_str(raw).ok())
+        .unwrap_or_default()
+}
+
+fn lookup_parsed<'v>(fields: &'v Map<String, Value>, path: &[PathSegment]) -> Option<&'v Value> {
+    let (first, rest) = path.split_first()?;
+    let PathSegment::Key(key) = first else {
+        return None;
+    };
+    let mut value = fields.get(&**key)?;
+    for segment in rest {
+        value = match segment {
+            PathSegment::Key(key) => value.as_object()?.get(&**key)?,
+            PathSegment::Index(index) => value.as_array()?.get(*index)?,
+        };
+    }
+    Some(value)
+}
+
+/// A mutable position while walking a path for `set`/`remove`.
+enum ValueMut<'v> {
+    Map(&'v mut Map<String, Value>),
+    Value(&'v mut Value),
+}
+
+impl<'v> ValueMut<'v> {
+    fn child(self, segment: &PathSegment) -> Option<&'v mut Value> {
+        match (self, segment) {
+            (ValueMut::Map(map), PathSegment::Key(key)) => map.get_mut(&**key),
+            (ValueMut::Value(Value::Object(map)), PathSegment::Key(key)) => map.get_mut(&**key),
+            (ValueMut::Value(Value::Array(items)), PathSegment::Index(i)) => items.get_mut(*i),
+            _ => None,
+        }
+    }
+
+    fn child_or_insert(self, segment: &PathSegment) -> Option<&'v mut Value> {
+        let map = match self {
+            ValueMut::Map(map) => map,
+            ValueMut::Value(value) => {
+                if value.is_null() {
+                    *value = Value::Object(Map::new());
+                }
+                match (value, segment) {
+                    (Value::Object(map), _) => map,
+                    (Value::Array(items), PathSegment::Index(i)) => return items.get_mut(*i),
+                    _ => return None,
+                }
+            }
+        };
+        match segment {
+            PathSegment::Key(key) => Some(
+                map.entry(key.to_string())
+                    .or_insert_with(|| Value::Object(Map::new())),
+            ),
+            PathSegment::Index(_) => None,
+        }
+    }
+
+    fn put(self, segment: &PathSegment, value: Value) -> bool {
+        match (self, segment) {
+            (ValueMut::Map(map), PathSegment::Key(key))
+            | (ValueMut::Value(Value::Object(map)), PathSegment::Key(key)) => {
+                map.insert(key.to_string(), value);
+                true
+            }
+            (ValueMut::Value(Value::Array(items)), PathSegment::Index(i)) if *i < items.len() => {
+                items[*i] = value;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn take(self, segment: &PathSegment) -> Option<Value> {
+        match (self, segment) {
+            (ValueMut::Map(map), PathSegment::Key(key))
+            | (ValueMut::Value(Value::Object(map)), PathSegment::Key(key)) => {
+                map.shift_remove(&**key)
+            }
+            (ValueMut::Value(Value::Array(items)), PathSegment::Index(i)) if *i < items.len() => {
+                Some(items.remove(*i))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(text: &str) -> Record {
+        Record::from_json(ByteString::from(text.to_owned())).unwrap()
+    }
+
+    fn path(text: &str) -> FieldPath {
+        FieldPath::parse(text).unwrap()
+    }
+
+    fn json(r: &Record) -> String {
+        let mut out = Vec::new();
+        r.write_json(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn unchanged_record_is_written_byte_for_byte() {
+        let text = r#"{ "b":1,  "a":"x\u0026y" ,"z":[1 ,2]}"#;
+        let r = record(text);
+        assert_eq!(r.get(&path("a")).as_deref(), Some(&Value::from("x&y")));
+        let _ = r.fields();
+        assert_eq!(json(&r), text);
+    }
+
+    #[test]
+    fn changed_record_keeps_key_order() {
+        let mut r = record(r#"{"b":1,"a":2,"c":3}"#);
+        assert!(r.set(&path("a"), Value::from("x")));
+        assert!(r.set(&path("d.e"), Value::from(true)));
+        assert_eq!(r.remove(&path("b")), Some(Value::from(1)));
+        assert_eq!(json(&r), r#"{"a":"x","c":3,"d":{"e":true}}"#);
+    }
+
+    #[test]
+    fn removing_a_missing_field_keeps_the_original_bytes() {
+        let mut r = record(r#"{"a": 1}"#);
+        assert_eq!(r.remove(&path("b.c")), None);
+        assert!(r.is_unchanged());
+    }
+
+    #[test]
+    fn set_through_a_scalar_fails_without_panicking() {
+        let mut r = record(r#"{"a":1,"l":[1]}"#);
+        assert!(!r.set(&path("a.b"), Value::Null));
+        assert!(r.set(&path("l[0]"), Value::from(2)));
+        assert!(!r.set(&path("l[3]"), Value::from(2)));
+        assert_eq!(r.get(&path("l[0]")).as_deref(), Some(&Value::from(2)));
+    }
+
+    #[test]
+    fn rejects_non_objects() {
+        for bad in ["[1]", "1", "\"s\"", "{", ""] {
+            assert!(Record::from_json(ByteString::from(bad.to_owned())).is_err());
+        }
+    }
+}
