@@ -16,7 +16,7 @@ pub(super) fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         .thread_name("auditrail")
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let mut terminate =
             signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
         let mut interrupt =
@@ -29,5 +29,8 @@ pub(super) fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         };
         crate::pipeline::run(config, Metrics::new(), shutdown).await?;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Everything was flushed; do not wait on reads blocked in idle inputs.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

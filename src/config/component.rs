@@ -128,7 +128,7 @@ pub fn from_toml_error(error: &toml::de::Error, what: &str, shared_keys: &[&str]
         Diagnostic::new(format!("missing key `{key}` in {what}"))
             .with_help(format!("add `{key} = ...` to this table"))
     } else {
-        Diagnostic::new(format!("invalid {what}: {message}"))
+        Diagnostic::new(format!("invalid value in {what}: {message}"))
     };
     if let Some(span) = error.span() {
         diagnostic = diagnostic.at(span);

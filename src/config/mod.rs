@@ -157,7 +157,10 @@ fn parse_document(file: &SourceFile, problems: &mut Vec<Diagnostic>) -> Option<C
         outputs: Vec::new(),
     };
     let mut names: HashMap<String, std::ops::Range<usize>> = HashMap::new();
-    for (key, value) in root {
+    // Visit keys in file order, so "first defined" means first in the file.
+    let mut entries: Vec<_> = root.into_iter().collect();
+    entries.sort_by_key(|(key, _)| key.span().start);
+    for (key, value) in entries {
         let key_span = key.span();
         let key = key.into_inner();
         match key.as_ref() {

@@ -9,8 +9,8 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::{
-    BadLineLog, Decoder, EventSender, InputFormat, Line, LineSplitter, MAX_BATCH, SourceContext,
-    SourceTask, TimeSpec,
+    BadLineLog, BuildError, Decoder, EventSender, InputFormat, Line, LineSplitter, MAX_BATCH,
+    SourceContext, SourceTask, TimeSpec,
 };
 use crate::config::ByteSize;
 use crate::event::{Ack, Event, FieldPath, Tag};
@@ -57,9 +57,19 @@ impl StdinConfig {
                 let cx_out = cx.out.clone();
                 let shutdown = cx.shutdown.clone();
                 let bad_lines = BadLineLog::new(cx.metrics.errors.clone());
-                tokio::task::spawn_blocking(move || {
-                    read_stdin(&config, &cx_out, &shutdown, &in_read, bad_lines);
-                })
+                let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+                // A plain thread, not spawn_blocking: a read blocked on an idle
+                // pipe must not keep the runtime (and the process) alive.
+                std::thread::Builder::new()
+                    .name("stdin".into())
+                    .spawn(move || {
+                        read_stdin(&config, &cx_out, &shutdown, &in_read, bad_lines);
+                        let _ = done_tx.send(());
+                    })
+                    .map_err(|e| {
+                        BuildError::new(&cx.name, "failed to start the stdin reader").with_source(e)
+                    })?;
+                done_rx
             };
             tokio::pin!(reader);
             tokio::select! {
@@ -67,7 +77,10 @@ impl StdinConfig {
                 () = cx.shutdown.cancelled() => {
                     // Let the reader hand over what it has read already; it
                     // reads nothing more once shutdown is requested.
-                    while !in_read.load(Ordering::Acquire) && !reader.is_finished() {
+                    loop {
+                        if in_read.load(Ordering::Acquire) || reader.as_mut().try_recv().is_ok() {
+                            break;
+                        }
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                     }
                 }

@@ -2,3 +2,6 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub, dead_code)]
 
 mod support;
+
+mod cli; // run as a pipe filter, check, config default, exit codes, SIGTERM
+mod config_errors; // broken configs and their exact file:line:col diagnostics
