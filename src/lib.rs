@@ -1,1 +1,2 @@
 //! auditrail: a log-shipping agent for Kubernetes audit events.
+pub mod audit;
