@@ -54,8 +54,8 @@ fn split_term(term: &str) -> Option<(&str, &'static str, &str)> {
     for (i, _) in term.char_indices() {
         let rest = &term[i..];
         for op in ["!=", "==", "="] {
-            if rest.starts_with(op) {
-                return Some((&term[..i], op, &rest[op.len()..]));
+            if let Some(rhs) = rest.strip_prefix(op) {
+                return Some((&term[..i], op, rhs));
             }
         }
     }

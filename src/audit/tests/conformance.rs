@@ -32,18 +32,31 @@ fn applies(case: &Value) -> bool {
 fn cases(file: &str) -> Vec<Value> {
     let doc = read_json(&format!("conformance/{file}"));
     let cases = doc["cases"].as_array().expect("cases").clone();
-    assert_eq!(doc["count"].as_u64(), Some(cases.len() as u64), "{file} count");
+    assert_eq!(
+        doc["count"].as_u64(),
+        Some(cases.len() as u64),
+        "{file} count"
+    );
     cases
 }
 
 fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or_else(|| panic!("`{key}` in {value}"))
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{key}` in {value}"))
 }
 
 #[allow(clippy::print_stdout)]
 fn report(set: &str, passed: usize, skipped: usize, failures: &[String]) {
-    println!("{set}: {passed} passed, {} failed, {skipped} skipped (version range)", failures.len());
-    assert!(failures.is_empty(), "{set} failures:\n{}", failures.join("\n"));
+    println!(
+        "{set}: {passed} passed, {} failed, {skipped} skipped (version range)",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{set} failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -61,7 +74,11 @@ fn policy_vectors() {
         let req = &case["request"];
         let groups: Vec<String> = req["groups"]
             .as_array()
-            .map(|g| g.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|g| {
+                g.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         let attrs = RequestAttributes {
             user: req["user"].as_str().map(|name| UserAttributes {
@@ -88,7 +105,11 @@ fn policy_vectors() {
             .map(|s| Stage::from_name(s.as_str().expect("stage")).expect("stage name"))
             .collect();
         let omit_mf = expect["omit_managed_fields"].as_bool().expect("omf");
-        if (decision.level, decision.omit_stages, decision.omit_managed_fields) == (level, stages, omit_mf)
+        if (
+            decision.level,
+            decision.omit_stages,
+            decision.omit_managed_fields,
+        ) == (level, stages, omit_mf)
         {
             passed += 1;
         } else {

@@ -13,7 +13,9 @@ use crate::audit::types::{API_VERSION_V1, Event, EventList, Level, Policy};
 /// as v1.
 fn upgraded(mut value: Value) -> Value {
     if let Some(version) = value.get_mut("apiVersion")
-        && version.as_str().is_some_and(|v| v.starts_with("audit.k8s.io/"))
+        && version
+            .as_str()
+            .is_some_and(|v| v.starts_with("audit.k8s.io/"))
     {
         *version = Value::String(API_VERSION_V1.to_owned());
     }
@@ -57,8 +59,8 @@ fn fixture_webhook_bodies_round_trip() {
     let mut count = 0;
     for file in files_in("fixtures/webhook", ".json") {
         let original = read_json(&file);
-        let list: EventList = serde_json::from_value(original.clone())
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let list: EventList =
+            serde_json::from_value(original.clone()).unwrap_or_else(|e| panic!("{file}: {e}"));
         let items = original["items"].as_array().expect("items");
         assert_eq!(list.items.len(), items.len());
         for (i, item) in items.iter().enumerate() {
@@ -67,7 +69,10 @@ fn fixture_webhook_bodies_round_trip() {
             assert_eq!(item.get("kind").is_some(), list.items[i].kind.is_some());
         }
         count += items.len();
-        assert_eq!(serde_json::to_value(&list).expect("ser"), upgraded(original));
+        assert_eq!(
+            serde_json::to_value(&list).expect("ser"),
+            upgraded(original)
+        );
     }
     println!("fixture webhook items: {count} round-tripped");
 }
@@ -103,8 +108,12 @@ fn fixture_policies_load() {
         "fixtures/policies/openshift-clo-filter-policy-nonstandard.yaml",
     ))
     .expect_err("nonstandard");
-    assert!(matches!(err, PolicyError::UnknownGroupVersion { .. }), "{err}");
-    let real = Policy::load(&super::data_path("fixtures/real-apiserver/policy.yaml")).expect("real");
+    assert!(
+        matches!(err, PolicyError::UnknownGroupVersion { .. }),
+        "{err}"
+    );
+    let real =
+        Policy::load(&super::data_path("fixtures/real-apiserver/policy.yaml")).expect("real");
     assert_eq!(real.rules.as_ref().map(Vec::len), Some(13));
 }
 
@@ -150,5 +159,8 @@ fn fixture_legacy_logs_parse_and_join() {
     let object_ref = last.object_ref.as_ref().expect("objectRef");
     assert_eq!(object_ref.name.as_deref(), Some("kube-controller-manager"));
     assert_eq!(object_ref.namespace.as_deref(), Some("kube-system"));
-    assert_eq!(last.response_status.as_ref().and_then(|s| s.code), Some(200));
+    assert_eq!(
+        last.response_status.as_ref().and_then(|s| s.code),
+        Some(200)
+    );
 }

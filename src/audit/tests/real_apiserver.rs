@@ -80,7 +80,9 @@ fn json_body(value: &Value) -> Value {
 /// written for this client request.
 fn access_record(request: &Value, contexts: &Value, start_times: &HashMap<u64, String>) -> Value {
     let context = request["context"].as_str().expect("context");
-    let user = contexts.get(context).unwrap_or_else(|| panic!("context {context}"));
+    let user = contexts
+        .get(context)
+        .unwrap_or_else(|| panic!("context {context}"));
     let headers = &request["request_headers"];
     let mut source_ips: Vec<String> = header(headers, "X-Forwarded-For")
         .map(|h| h.split(',').map(|s| s.trim().to_owned()).collect())
@@ -122,19 +124,29 @@ struct Summary {
 }
 
 fn replay(run: &str) -> Summary {
-    let policy = Policy::load(&data_path(&format!("fixtures/real-apiserver/{run}/policy.yaml")))
-        .expect("policy");
+    let policy = Policy::load(&data_path(&format!(
+        "fixtures/real-apiserver/{run}/policy.yaml"
+    )))
+    .expect("policy");
     let policy = CompiledPolicy::new(&policy).expect("compiles");
     let contexts = read_json("fixtures/real-apiserver/contexts.json");
-    let start_times: HashMap<u64, String> = read_text(&format!("fixtures/real-apiserver/{run}/commands.jsonl"))
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("command"))
-        .map(|c| (c["id"].as_u64().expect("id"), c["start"].as_str().expect("start").to_owned()))
-        .collect();
-    let requests: Vec<Value> = read_text(&format!("fixtures/real-apiserver/{run}/client-requests.jsonl"))
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("client request"))
-        .collect();
+    let start_times: HashMap<u64, String> =
+        read_text(&format!("fixtures/real-apiserver/{run}/commands.jsonl"))
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("command"))
+            .map(|c| {
+                (
+                    c["id"].as_u64().expect("id"),
+                    c["start"].as_str().expect("start").to_owned(),
+                )
+            })
+            .collect();
+    let requests: Vec<Value> = read_text(&format!(
+        "fixtures/real-apiserver/{run}/client-requests.jsonl"
+    ))
+    .lines()
+    .map(|l| serde_json::from_str(l).expect("client request"))
+    .collect();
     let log: Vec<Event> = read_text(&format!("fixtures/real-apiserver/{run}/audit/audit.log"))
         .lines()
         .map(|l| serde_json::from_str(l).expect("audit event"))
@@ -142,7 +154,10 @@ fn replay(run: &str) -> Summary {
 
     let mut by_id: HashMap<&str, Vec<&Event>> = HashMap::new();
     for event in &log {
-        by_id.entry(event.audit_id.as_str()).or_default().push(event);
+        by_id
+            .entry(event.audit_id.as_str())
+            .or_default()
+            .push(event);
     }
     // kubectl -v=9 interleaves the logs of parallel discovery requests, so the recording
     // occasionally pairs a request with another request's Audit-Id. An id counts only if
@@ -151,7 +166,10 @@ fn replay(run: &str) -> Summary {
         let id = request["audit_id"].as_str()?;
         let uri = request_uri(request["url"].as_str()?);
         let events = by_id.get(id)?;
-        events.iter().all(|e| e.request_uri == uri).then(|| id.to_owned())
+        events
+            .iter()
+            .all(|e| e.request_uri == uri)
+            .then(|| id.to_owned())
     };
     let verified_ids: Vec<Option<String>> = requests.iter().map(verified).collect();
     let claimed: HashSet<&str> = verified_ids.iter().flatten().map(String::as_str).collect();
@@ -162,7 +180,10 @@ fn replay(run: &str) -> Summary {
         let id = event.audit_id.as_str();
         if !claimed.contains(id) && seen.insert(id) {
             let user = event.user.username.clone().unwrap_or_default();
-            unclaimed.entry((user, event.request_uri.clone())).or_default().push_back(id);
+            unclaimed
+                .entry((user, event.request_uri.clone()))
+                .or_default()
+                .push_back(id);
         }
     }
 
@@ -172,7 +193,9 @@ fn replay(run: &str) -> Summary {
             summary.misattributed_ids += 1;
         }
         let line = access_record(request, &contexts, &start_times);
-        let Value::Object(map) = &line else { unreachable!("built as an object") };
+        let Value::Object(map) = &line else {
+            unreachable!("built as an object")
+        };
         let record = AccessRecord::from_map(map).unwrap_or_else(|e| panic!("{e}: {line}"));
         let ours = record.to_events(&policy).expect("resolves");
         let keep_uid = record.user.as_ref().is_none_or(|u| u.uid.is_some());
@@ -183,8 +206,15 @@ fn replay(run: &str) -> Summary {
                 by_id.get(id).cloned().unwrap_or_default()
             }
             None => {
-                let user = record.user.as_ref().and_then(|u| u.username.clone()).unwrap_or_default();
-                match unclaimed.get_mut(&(user, uri.clone())).and_then(VecDeque::pop_front) {
+                let user = record
+                    .user
+                    .as_ref()
+                    .and_then(|u| u.username.clone())
+                    .unwrap_or_default();
+                match unclaimed
+                    .get_mut(&(user, uri.clone()))
+                    .and_then(VecDeque::pop_front)
+                {
                     Some(id) => {
                         summary.by_uri += 1;
                         by_id[id].clone()
