@@ -320,3 +320,7 @@ fn truncate_user_agent(agent: &str) -> String {
     out.push_str("...TRUNCATED");
     out
 }
+
+#[cfg(test)]
+#[path = "emit_tests.rs"]
+mod tests;
