@@ -8,8 +8,10 @@ use uuid::Uuid;
 
 use super::access_record::AccessRecord;
 use super::policy::{CompiledPolicy, PolicyDecision, UserAttributes};
-use super::request_info::{RequestInfo, RequestInfoError, split_uri};
-use super::types::{API_VERSION_V1, Event, Level, MicroTime, ObjectReference, Stage, Status};
+use super::request_info::{RequestInfo, RequestInfoError, first_query_value, split_uri};
+use super::types::{
+    API_VERSION_V1, Event, Level, MicroTime, ObjectReference, Stage, Status, UserInfo,
+};
 
 /// kube-apiserver cuts longer `User-Agent` headers to this many bytes.
 const MAX_USER_AGENT_BYTES: usize = 1024;
@@ -22,12 +24,49 @@ impl AccessRecord {
         if let Some(verb) = &self.verb {
             info.verb.clone_from(verb);
         }
+        if let Some(error) = self.timeout_rejection(&info) {
+            // Rejected before authentication: audited with no user at all.
+            let decision = policy.evaluate(&info.attributes(None));
+            if decision.level == Level::None
+                || decision.omit_stages.contains(Stage::ResponseStarted)
+            {
+                return Ok(Vec::new());
+            }
+            let mut event = self.snapshot(
+                &self.base_event(&info, decision),
+                Stage::ResponseStarted,
+                self.response_started
+                    .or(self.completed)
+                    .unwrap_or(self.time),
+            );
+            event.user = UserInfo::default();
+            event.impersonated_user = None;
+            event.request_object = None;
+            event.response_object = None;
+            event.response_status = Some(Status {
+                status: Some("Failure".to_owned()),
+                reason: Some("BadRequest".to_owned()),
+                message: Some(error),
+                ..Status::with_code(400)
+            });
+            return Ok(vec![event]);
+        }
         let user = self.user.as_ref().map(|u| UserAttributes {
             name: u.username.as_deref().unwrap_or(""),
             groups: u.groups.as_deref().unwrap_or(&[]),
         });
         let decision = policy.evaluate(&info.attributes(user));
         Ok(self.events_for(&info, decision))
+    }
+
+    /// The request-deadline filter refuses a short request whose `timeout` query value
+    /// is not a Go duration (400) before authentication, emitting one ResponseStarted.
+    fn timeout_rejection(&self, info: &RequestInfo) -> Option<String> {
+        if info.is_long_running() {
+            return None;
+        }
+        let value = first_query_value(&self.uri, "timeout").filter(|v| !v.is_empty())?;
+        (!is_go_duration(&value)).then(|| format!("time: invalid duration {value:?}"))
     }
 
     /// Builds the events for an already resolved request and policy decision.
@@ -302,6 +341,72 @@ pub(crate) fn strip_managed_fields(body: &mut Value) {
             }
         }
     }
+}
+
+/// Whether Go's `time.ParseDuration` accepts `text`:
+/// `[-+]?([0-9]*(\.[0-9]*)?unit)+` or `0`, within ±2^63 ns.
+fn is_go_duration(text: &str) -> bool {
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return true;
+    }
+    if rest.is_empty() {
+        return false;
+    }
+    let limit: u128 = if negative { 1 << 63 } else { (1 << 63) - 1 };
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+        let int_len = digits(rest);
+        let (int_part, after) = rest.split_at(int_len);
+        let (frac_part, after) = match after.strip_prefix('.') {
+            Some(frac) => frac.split_at(digits(frac)),
+            None => ("", after),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return false;
+        }
+        let unit_len = after
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let nanos: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return false,
+        };
+        let Ok(whole) = int_part
+            .parse::<u128>()
+            .or_else(|e| if int_part.is_empty() { Ok(0) } else { Err(e) })
+        else {
+            return false;
+        };
+        if whole > 1 << 63 {
+            return false;
+        }
+        // Fractions only add less than one unit; Go drops digits beyond precision.
+        let fraction = if frac_part.bytes().any(|b| b != b'0') {
+            1
+        } else {
+            0
+        };
+        total = total
+            .saturating_add(whole.saturating_mul(nanos))
+            .saturating_add(fraction);
+        if total > limit {
+            return false;
+        }
+        rest = next;
+    }
+    true
 }
 
 /// Byte-wise cut as Go does; a split UTF-8 sequence shows up as one U+FFFD per byte,

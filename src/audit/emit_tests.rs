@@ -239,3 +239,50 @@ fn unresolvable_requests_are_errors() {
     let p = policy("rules:\n- level: Metadata\n");
     assert!(record("GET", "/apis/apps/v1/watch").to_events(&p).is_err());
 }
+
+#[test]
+fn bad_timeout_is_one_user_less_response_started() {
+    let p = policy("rules:\n- level: None\n  userGroups: [dev]\n- level: Metadata\n");
+    let events = record("GET", "/api/v1/pods?timeout=soon")
+        .to_events(&p)
+        .expect("ok");
+    assert_eq!(stages(&events), [Stage::ResponseStarted]);
+    assert_eq!(
+        serde_json::to_value(&events[0].user).expect("user"),
+        json!({})
+    );
+    assert_eq!(
+        events[0].response_status.as_ref().and_then(|s| s.code),
+        Some(400)
+    );
+    // Valid durations, and long-running requests, are unaffected.
+    for uri in [
+        "/api/v1/pods?timeout=32s",
+        "/api/v1/pods?timeout=1h2m.5s",
+        "/api/v1/pods?timeout=bad&watch=1",
+    ] {
+        assert!(
+            record("GET", uri).to_events(&p).expect("ok").is_empty(),
+            "{uri}"
+        );
+    }
+}
+
+#[test]
+fn go_durations() {
+    use super::is_go_duration;
+    for ok in [
+        "0",
+        "1s",
+        "-1.5h",
+        "+.5m",
+        "1h2m3s4ms5us6ns",
+        "3\u{b5}s",
+        "2562047h",
+    ] {
+        assert!(is_go_duration(ok), "{ok}");
+    }
+    for bad in ["", "1", "s", ".s", "1x", "-", "1.2.3s", "2562048h", "0s1"] {
+        assert!(!is_go_duration(bad), "{bad}");
+    }
+}

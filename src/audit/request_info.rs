@@ -216,6 +216,13 @@ fn resolve(method: &str, uri: &str) -> Result<RequestInfo, RequestInfoError> {
     Ok(info)
 }
 
+/// The first decoded value of query parameter `key` in `uri`, as Go's
+/// `URL.Query().Get` sees it.
+pub(crate) fn first_query_value(uri: &str, key: &str) -> Option<String> {
+    let (_, query) = split_uri(uri);
+    Query::parse(query?).first(key).map(str::to_owned)
+}
+
 /// Go's bool-from-query rule: anything but `0` or (any case) `false` is true.
 fn watch_flag(value: &str) -> bool {
     !(value == "0" || value.eq_ignore_ascii_case("false"))
