@@ -1,13 +1,5 @@
 //! Replays the client requests recorded against a real kube-apiserver v1.20.2 as access
-//! records through the same policy, and compares the resulting events with the server's
-//! own audit log.
-//!
-//! Compared per request: the multiset of (stage, level, verb, objectRef, user) tuples.
-//! `user` is compared on username and groups, and on uid only where the token file
-//! states it (service-account and certificate identities get server-side uids the
-//! client recording does not contain). Not compared: timestamps, sourceIPs, userAgent,
-//! responseStatus details, annotations and bodies (the server logs its own
-//! re-encoding of bodies, and the recording cuts response bodies at 4 KiB).
+//! records through the same policy, and compares the events with the server's audit log.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -260,6 +252,12 @@ fn replay(run: &str) -> Summary {
     summary
 }
 
+/// Compared per request: the multiset of (stage, level, verb, objectRef, user) tuples.
+/// `user` is compared on username and groups, and on uid only where the token file states
+/// it (service-account and certificate identities get server-side uids the recording
+/// lacks). Not compared: timestamps, sourceIPs, userAgent, responseStatus details,
+/// annotations and bodies (the server logs its own re-encoding of bodies, and the
+/// recording cuts response bodies at 4 KiB).
 #[allow(clippy::print_stdout)]
 #[test]
 fn replayed_client_requests_match_the_real_audit_log() {
