@@ -4,18 +4,23 @@
 //!   `file:line:col` diagnostics.
 //! - [`event`]: events (tag, time, record with its original bytes) and
 //!   end-to-end acknowledgements.
-//! - [`source`]: where events come from (`stdin`).
+//! - [`source`]: where events come from.
 //! - [`filter`]: per-event transforms run in file order.
-//! - [`output`]: where events go (`stdout`).
+//! - [`output`]: where events go.
 //! - [`batch`]: batching settings shared by outputs.
 //! - [`pipeline`]: tag patterns, the router, the routing graph and the
 //!   topology that starts and stops everything.
+//! - [`dsl`]: the expression and template language of filters and paths.
+//! - [`audit`]: `audit.k8s.io` semantics: types, policy, request info,
+//!   access records and the legacy format.
 //! - [`metrics`]: the agent's own Prometheus counters.
 //! - [`cli`]: the `auditrail` command.
 
+pub mod audit;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod dsl;
 pub mod event;
 pub mod filter;
 pub mod metrics;
