@@ -1,3 +1,4 @@
 //! auditrail: a log-shipping agent for Kubernetes audit events.
 
+pub mod dsl;
 pub mod event;

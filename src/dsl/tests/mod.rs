@@ -1,0 +1,1 @@
+//! Tests of the DSL, one module per concern.
