@@ -24,7 +24,7 @@ pub use ast::{BinaryOp, Node, Pattern, REGEX_SIZE_LIMIT};
 pub use error::{EvalError, ParseError};
 pub use eval::{Captures, EvalContext, is_truthy};
 pub use functions::{FUNCTIONS, Function};
-pub use parse::MAX_COMPLEXITY;
+pub use parse::{MAX_COMPLEXITY, MAX_NESTING};
 pub use template::{Part, Template, TemplateKind, TimeField};
 
 use eval::Evaluator;

@@ -22,27 +22,54 @@ use crate::event::{FieldPath, PathSegment};
 
 pub(crate) type Res<'a, T> = IResult<&'a str, T, SyntaxError<'a>>;
 
-/// Operators plus brackets one expression may hold. It bounds the tree's
-/// depth, so evaluating, printing and dropping cannot overflow the stack
-/// whatever the input.
+/// Operators one expression may hold. It bounds the tree's depth, so
+/// evaluating, printing and dropping cannot overflow the stack.
 pub const MAX_COMPLEXITY: u32 = 256;
+
+/// How deep brackets, calls and `!` may nest. Parsing recurses per level,
+/// so this keeps the parser itself off the end of the stack.
+pub const MAX_NESTING: u32 = 32;
 
 thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(MAX_COMPLEXITY) };
+    static NESTING: Cell<u32> = const { Cell::new(0) };
 }
 
 fn spend(at: &str) -> Result<(), nom::Err<SyntaxError<'_>>> {
     BUDGET.with(|budget| match budget.get() {
         0 => Err(nom::Err::Failure(
-            SyntaxError::new(at, "a simpler expression").with_help(format!(
-                "an expression may hold at most {MAX_COMPLEXITY} operators and brackets"
-            )),
+            SyntaxError::new(at, format!("at most {MAX_COMPLEXITY} operators"))
+                .with_help("split the work over several filters"),
         )),
         left => {
             budget.set(left - 1);
             Ok(())
         }
     })
+}
+
+/// One level of nesting, given back when dropped.
+struct Nested;
+
+impl Nested {
+    fn enter(at: &str) -> Result<Self, nom::Err<SyntaxError<'_>>> {
+        NESTING.with(|depth| {
+            if depth.get() >= MAX_NESTING {
+                return Err(nom::Err::Failure(
+                    SyntaxError::new(at, format!("at most {MAX_NESTING} levels of nesting"))
+                        .with_help("brackets, calls and `!` count as levels"),
+                ));
+            }
+            depth.set(depth.get() + 1);
+            Ok(Nested)
+        })
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTING.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
 }
 
 fn fail<T>(error: SyntaxError<'_>) -> Res<'_, T> {
@@ -87,6 +114,7 @@ pub(crate) fn into_error(error: nom::Err<SyntaxError<'_>>, text: &str) -> ParseE
 /// it. `what` names the expression when there is none at all.
 pub(crate) fn expression<'a>(input: &'a str, what: &'static str) -> Res<'a, Node> {
     BUDGET.with(|budget| budget.set(MAX_COMPLEXITY));
+    NESTING.with(|depth| depth.set(0));
     let (rest, node) = context(what, expr).parse(input)?;
     let (rest, _) = multispace0(rest)?;
     Ok((rest, node))
@@ -168,6 +196,7 @@ fn not_expr(i: &str) -> Res<'_, Node> {
     match i.strip_prefix('!') {
         Some(rest) => {
             spend(i)?;
+            let _nested = Nested::enter(i)?;
             let (rest, inner) = cut(context("an expression after `!`", not_expr)).parse(rest)?;
             Ok((rest, Node::Not(Box::new(inner))))
         }
@@ -277,7 +306,7 @@ fn value(i: &str) -> Res<'_, Node> {
 /// `"(" expr ")"`
 fn paren(i: &str) -> Res<'_, Node> {
     let (rest, _) = char('(').parse(i)?;
-    spend(i)?;
+    let _nested = Nested::enter(i)?;
     let (rest, node) = cut(context("an expression after `(`", expr)).parse(rest)?;
     let (rest, _) = ws(rest)?;
     match rest.strip_prefix(')') {
@@ -289,7 +318,7 @@ fn paren(i: &str) -> Res<'_, Node> {
 /// `list := "[" ( expr ( "," expr )* ","? )? "]"`
 fn list(i: &str) -> Res<'_, Node> {
     let (rest, _) = char('[').parse(i)?;
-    spend(i)?;
+    let _nested = Nested::enter(i)?;
     let (rest, items) = comma_separated(
         rest,
         ']',
@@ -362,6 +391,12 @@ pub(crate) fn string_literal(i: &str) -> Res<'_, String> {
                     Some(e @ ('\\' | '"' | '\'' | '/' | '$')) => Some(e),
                     Some('u') => {
                         let (code, used) = unicode_escape(&escape[2..]);
+                        if code.is_none() {
+                            return fail(
+                                SyntaxError::new(escape, "a Unicode escape such as `\\u{2f}`")
+                                    .with_found(format!("`{}`", &escape[..2 + used]), 2 + used),
+                            );
+                        }
                         for _ in 0..used {
                             chars.next();
                         }
@@ -404,7 +439,7 @@ fn unicode_escape(text: &str) -> (Option<char>, usize) {
     let Some(body) = text.strip_prefix('{') else {
         return (None, 0);
     };
-    let Some(end) = body.find('}') else {
+    let Some(end) = body.find('}').filter(|&end| end <= 8) else {
         return (None, 0);
     };
     let hex = &body[..end];
@@ -429,9 +464,19 @@ fn number(i: &str) -> Res<'_, Node> {
         opt((one_of("eE"), opt(one_of("+-")), digit1)),
     ))
     .parse(i)?;
-    match text.parse::<Number>() {
-        Ok(n) => Ok((rest, Node::Literal(Value::Number(n)))),
-        Err(_) => fail(
+    // std's float parsing is exact, so printed numbers read back equal.
+    let number = if text.contains(['.', 'e', 'E']) {
+        text.parse().ok().and_then(Number::from_f64)
+    } else if let Ok(n) = text.parse::<i64>() {
+        Some(Number::from(n))
+    } else if let Ok(n) = text.parse::<u64>() {
+        Some(Number::from(n))
+    } else {
+        text.parse().ok().and_then(Number::from_f64)
+    };
+    match number {
+        Some(n) => Ok((rest, Node::Literal(Value::Number(n)))),
+        None => fail(
             SyntaxError::new(i, "a number in range").with_found(format!("`{text}`"), text.len()),
         ),
     }
@@ -623,7 +668,7 @@ fn call<'a>(start: &'a str, name: &str, rest: &'a str) -> Res<'a, Node> {
     let Some(function) = Function::from_name(name) else {
         return fail(unknown_function(start, name));
     };
-    spend(start)?;
+    let _nested = Nested::enter(start)?;
     let mut position = 0;
     let (rest, args) = comma_separated(
         &rest[1..],
