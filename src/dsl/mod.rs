@@ -9,6 +9,7 @@ mod ast;
 mod error;
 mod eval;
 mod functions;
+mod literal;
 mod parse;
 mod template;
 
@@ -94,7 +95,7 @@ impl Pattern {
             offset: 0,
             len: text.len(),
             expected: "a valid regular expression".to_owned(),
-            found: parse::regex_message(&e),
+            found: literal::regex_message(&e),
             help: None,
         })
     }
