@@ -1,4 +1,27 @@
 //! auditrail: a log-shipping agent for Kubernetes audit events.
+//!
+//! - [`config`]: the TOML config, validated into typed structs with
+//!   `file:line:col` diagnostics.
+//! - [`dsl`]: the expression and template language, compiled at config
+//!   load and evaluated per event.
+//! - [`event`]: events (tag, time, record with its original bytes) and
+//!   end-to-end acknowledgements.
+//! - [`source`]: where events come from (`stdin`).
+//! - [`filter`]: per-event transforms run in file order.
+//! - [`output`]: where events go (`stdout`).
+//! - [`batch`]: batching settings shared by outputs.
+//! - [`pipeline`]: tag patterns, the router, the routing graph and the
+//!   topology that starts and stops everything.
+//! - [`metrics`]: the agent's own Prometheus counters.
+//! - [`cli`]: the `auditrail` command.
 
+pub mod batch;
+pub mod cli;
+pub mod config;
 pub mod dsl;
 pub mod event;
+pub mod filter;
+pub mod metrics;
+pub mod output;
+pub mod pipeline;
+pub mod source;

@@ -58,9 +58,7 @@ impl FieldPath {
         while i < bytes.len() {
             match bytes[i] {
                 b'[' => {
-                    let close = text[i..]
-                        .find(']')
-                        .ok_or_else(|| err(i, "expected `]`"))?;
+                    let close = text[i..].find(']').ok_or_else(|| err(i, "expected `]`"))?;
                     let index = text[i + 1..i + close]
                         .parse()
                         .map_err(|_| err(i + 1, "expected an array index"))?;
@@ -123,6 +121,13 @@ impl fmt::Display for FieldPath {
             }
         }
         Ok(())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FieldPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

@@ -12,7 +12,7 @@ use super::path::PathSegment;
 
 /// Validates `raw` as one JSON value and returns the value at `path`, if any.
 /// An empty path returns the whole value.
-pub fn lookup(raw: &str, path: &[PathSegment]) -> Result<Option<Value>, serde_json::Error> {
+pub(super) fn lookup(raw: &str, path: &[PathSegment]) -> Result<Option<Value>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(raw);
     let found = PathSeed { path }.deserialize(&mut de)?;
     de.end()?;
@@ -20,7 +20,7 @@ pub fn lookup(raw: &str, path: &[PathSegment]) -> Result<Option<Value>, serde_js
 }
 
 /// Validates that `raw` is exactly one JSON object.
-pub fn validate_object(raw: &str) -> Result<(), serde_json::Error> {
+pub(super) fn validate_object(raw: &str) -> Result<(), serde_json::Error> {
     if !raw.trim_start().starts_with('{') {
         return Err(de::Error::custom("expected a JSON object"));
     }

@@ -78,14 +78,17 @@ impl Record {
 
     /// The whole object, parsed on first use.
     pub fn fields(&self) -> &Map<String, Value> {
-        self.fields.get_or_init(|| parse_object(self.raw.as_deref()))
+        self.fields
+            .get_or_init(|| parse_object(self.raw.as_deref()))
     }
 
     /// The object for changing; the original text is let go.
     pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
         self.fields();
         self.raw = None;
-        self.fields.get_mut().expect("fields() just initialised the cell")
+        self.fields
+            .get_mut()
+            .expect("fields() just initialised the cell")
     }
 
     /// Whether the record still holds its original text unchanged.

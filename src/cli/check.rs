@@ -1,0 +1,14 @@
+//! `auditrail check -c FILE`: validate exactly as startup and reload do, and
+//! print the routing graph.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::Config;
+
+pub(super) fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    println!("{}: ok", path.display());
+    print!("{}", config.graph());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,173 @@
+//! Config errors as data (where, what, a hint) and the one renderer that
+//! turns them into `file:line:col` reports with the offending line and a caret.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// The text of a config file, for locating spans.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub name: Arc<str>,
+    pub text: Arc<str>,
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    pub message: String,
+    pub span: Option<Range<usize>>,
+    /// What was found at the span, shown under the caret.
+    pub label: Option<String>,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            span: None,
+            label: None,
+            help: None,
+        }
+    }
+
+    #[must_use]
+    pub fn at(mut self, span: Range<usize>) -> Self {
+        self.span = Some(span);
+        self
+    }
+
+    #[must_use]
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Renders the diagnostic against the file it came from.
+    pub fn render(&self, file: &SourceFile) -> String {
+        let mut out = format!("error: {}\n", self.message);
+        if let Some(span) = &self.span {
+            let (line, column) = line_column(&file.text, span.start);
+            let line_text = file.text.lines().nth(line - 1).unwrap_or("");
+            let gutter = " ".repeat(line.to_string().len());
+            let width = span
+                .end
+                .saturating_sub(span.start)
+                .clamp(1, line_text.len().saturating_sub(column - 1).max(1));
+            let pad: String = line_text
+                .chars()
+                .take(column - 1)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            out.push_str(&format!("{gutter}--> {}:{line}:{column}\n", file.name));
+            out.push_str(&format!(
+                "{gutter} |\n{line} | {line_text}\n{gutter} | {pad}"
+            ));
+            out.push_str(&"^".repeat(width));
+            if let Some(label) = &self.label {
+                out.push(' ');
+                out.push_str(label);
+            }
+            out.push('\n');
+        } else {
+            out.push_str(&format!("  --> {}\n", file.name));
+        }
+        if let Some(help) = &self.help {
+            out.push_str(&format!("  = help: {help}\n"));
+        }
+        out
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(text, offset.min(text.len()));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    let column = text[line_start..offset].chars().count() + 1;
+    (line, column)
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    pub file: SourceFile,
+    pub items: Vec<Diagnostic>,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, item) in self.items.iter().enumerate() {
+            if n > 0 {
+                writeln!(f)?;
+            }
+            f.write_str(item.render(&self.file).trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// The closest of `candidates` to a misspelt `word`, if any is close enough.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_are_one_based_in_characters() {
+        let text = "a = 1\nbé = 2\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 6), (2, 1));
+        assert_eq!(line_column(text, 9), (2, 3));
+    }
+
+    #[test]
+    fn renders_location_line_and_caret() {
+        let file = SourceFile {
+            name: "x.toml".into(),
+            text: "[[source]]\npathz = 1\n".into(),
+        };
+        let d = Diagnostic::new("unknown key `pathz`")
+            .at(11..16)
+            .with_label("not a key of a `tail` source")
+            .with_help("did you mean `paths`?");
+        let text = d.render(&file);
+        assert!(text.contains("--> x.toml:2:1"), "{text}");
+        assert!(text.contains("2 | pathz = 1"), "{text}");
+        assert!(text.contains("^^^^^ not a key"), "{text}");
+        assert!(text.contains("help: did you mean `paths`?"), "{text}");
+    }
+
+    #[test]
+    fn suggests_close_names_only() {
+        let keys = ["paths", "exclude", "format"];
+        assert_eq!(closest("pathz", keys), Some("paths"));
+        assert_eq!(closest("fromat", keys), Some("format"));
+        assert_eq!(closest("zzzzzz", keys), None);
+    }
+}

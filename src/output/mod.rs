@@ -1,0 +1,68 @@
+//! Outputs deliver events and settle their acks once the events are durable
+//! (flushed to a file or stream, accepted by a remote). Each runs as its own
+//! task fed by a bounded channel from the router.
+
+mod stdout;
+
+pub use stdout::StdoutConfig;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::batch::BatchConfig;
+use crate::config::{ComponentTable, Diagnostic, Section, SourceFile, unknown_type};
+use crate::event::EventBatch;
+use crate::metrics::ComponentMetrics;
+use crate::source::BuildError;
+
+/// An output's typed config, one variant per `type`.
+#[derive(Debug)]
+pub enum OutputConfig {
+    Stdout(StdoutConfig),
+}
+
+const OUTPUT_TYPES: &[&str] = &["stdout"];
+
+/// A running output; it ends after its input closes and it has flushed.
+pub type OutputTask = Pin<Box<dyn Future<Output = Result<(), BuildError>> + Send>>;
+
+/// What an output gets to run with.
+pub struct OutputContext {
+    pub name: Arc<str>,
+    pub input: mpsc::Receiver<EventBatch>,
+    pub metrics: ComponentMetrics,
+    pub data_dir: PathBuf,
+    pub batch: BatchConfig,
+}
+
+impl OutputConfig {
+    pub fn from_component(
+        kind: &toml::Spanned<String>,
+        table: ComponentTable<'_>,
+        _file: &SourceFile,
+    ) -> Result<Self, Diagnostic> {
+        let shared = ["type", "name", "match", "batch", "on_full"];
+        match kind.get_ref().as_str() {
+            "stdout" => Ok(Self::Stdout(
+                table.deserialize("a `stdout` output", &shared)?,
+            )),
+            _ => Err(unknown_type(Section::Output, kind, OUTPUT_TYPES)),
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Stdout(_) => "stdout",
+        }
+    }
+
+    pub fn build(&self, cx: OutputContext) -> Result<OutputTask, BuildError> {
+        match self {
+            Self::Stdout(c) => Ok(c.build(cx)),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Sources feed events into the pipeline: `stdin` (JSON lines; the agent
+//! exits when it ends). Each source sends batches through a bounded channel,
+//! so a slow pipeline slows its sources instead of growing memory.
+
+mod bad_line;
+mod decode;
+mod lines;
+mod stdin;
+
+pub use bad_line::{BadLine, BadLineKind, BadLineLog};
+pub use decode::{Decoded, Decoder, InputFormat, TimeSpec, parse_time};
+pub use lines::{Line, LineSplitter};
+pub use stdin::StdinConfig;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ComponentTable, Diagnostic, Section, unknown_type};
+use crate::event::EventBatch;
+use crate::metrics::ComponentMetrics;
+
+/// Events per batch a source sends at most.
+pub const MAX_BATCH: usize = 512;
+
+/// A source's typed config, one variant per `type`.
+#[derive(Debug)]
+pub enum SourceConfig {
+    Stdin(StdinConfig),
+}
+
+const SOURCE_TYPES: &[&str] = &["stdin"];
+
+impl SourceConfig {
+    pub fn from_component(
+        kind: &toml::Spanned<String>,
+        table: ComponentTable<'_>,
+    ) -> Result<Self, Diagnostic> {
+        let shared = ["type", "name"];
+        match kind.get_ref().as_str() {
+            "stdin" => Ok(Self::Stdin(table.deserialize("a `stdin` source", &shared)?)),
+            _ => Err(unknown_type(Section::Source, kind, SOURCE_TYPES)),
+        }
+    }
+
+    /// The tag (or tag template) this source gives its events.
+    pub fn tag(&self) -> &str {
+        match self {
+            Self::Stdin(c) => &c.tag,
+        }
+    }
+
+    /// Whether the tag is fixed; dynamic tags hold `${...}` parts.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Stdin(_) => "stdin",
+        }
+    }
+
+    /// Starts the source. It runs until its input ends or `cx.shutdown`.
+    pub fn build(&self, cx: SourceContext) -> Result<SourceTask, BuildError> {
+        match self {
+            Self::Stdin(c) => Ok(c.build(cx)),
+        }
+    }
+}
+
+/// A running source; it ends when its input does or on shutdown.
+pub type SourceTask = Pin<Box<dyn Future<Output = Result<(), BuildError>> + Send>>;
+
+/// A component that could not start or failed while running.
+#[derive(Debug, thiserror::Error)]
+#[error("{component}: {message}")]
+pub struct BuildError {
+    pub component: String,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BuildError {
+    pub fn new(component: &str, message: impl Into<String>) -> Self {
+        Self {
+            component: component.to_owned(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+/// What a source gets to run with.
+pub struct SourceContext {
+    pub name: Arc<str>,
+    pub out: EventSender,
+    pub shutdown: CancellationToken,
+    pub metrics: ComponentMetrics,
+    pub data_dir: PathBuf,
+}
+
+/// A source's end of the channel into the router.
+#[derive(Clone)]
+pub struct EventSender {
+    tx: mpsc::Sender<EventBatch>,
+    metrics: ComponentMetrics,
+}
+
+/// The router has stopped taking events.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the pipeline is closed")]
+pub struct PipelineClosed;
+
+impl EventSender {
+    pub fn new(tx: mpsc::Sender<EventBatch>, metrics: ComponentMetrics) -> Self {
+        Self { tx, metrics }
+    }
+
+    /// Sends a batch, waiting while the pipeline is full.
+    pub async fn send(&self, batch: EventBatch) -> Result<(), PipelineClosed> {
+        let n = batch.len() as u64;
+        self.tx.send(batch).await.map_err(|_| PipelineClosed)?;
+        self.metrics.events_in.inc_by(n);
+        Ok(())
+    }
+
+    /// The same, from a plain thread.
+    pub fn blocking_send(&self, batch: EventBatch) -> Result<(), PipelineClosed> {
+        let n = batch.len() as u64;
+        self.tx.blocking_send(batch).map_err(|_| PipelineClosed)?;
+        self.metrics.events_in.inc_by(n);
+        Ok(())
+    }
+
+    /// Sends unless the pipeline is full; gives the batch back if it is.
+    pub fn try_send(&self, batch: EventBatch) -> Result<(), mpsc::error::TrySendError<EventBatch>> {
+        let n = batch.len() as u64;
+        self.tx.try_send(batch)?;
+        self.metrics.events_in.inc_by(n);
+        Ok(())
+    }
+}
