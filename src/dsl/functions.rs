@@ -213,7 +213,7 @@ fn text<'v>(function: &'static str, value: &'v Value) -> Result<Cow<'v, str>, Ev
 
 /// A scalar's text: strings as they are, numbers and booleans as JSON.
 /// Null, lists and objects have none.
-pub(crate) fn as_text(value: &Value) -> Option<Cow<'_, str>> {
+pub fn as_text(value: &Value) -> Option<Cow<'_, str>> {
     match value {
         Value::String(s) => Some(Cow::Borrowed(s)),
         Value::Number(n) => Some(Cow::Owned(n.to_string())),

@@ -6,6 +6,7 @@
 //! `docs/dsl.md`.
 
 mod ast;
+mod diagnostic;
 mod error;
 mod eval;
 mod functions;
@@ -24,7 +25,7 @@ use serde_json::Value;
 pub use ast::{BinaryOp, Node, Pattern, REGEX_SIZE_LIMIT};
 pub use error::{EvalError, ParseError};
 pub use eval::{Captures, EvalContext, is_truthy};
-pub use functions::{FUNCTIONS, Function};
+pub use functions::{FUNCTIONS, Function, as_text};
 pub use parse::{MAX_COMPLEXITY, MAX_NESTING};
 pub use template::{Part, Template, TemplateKind, TimeField};
 
