@@ -2,3 +2,4 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub, dead_code)]
 
 mod support;
+mod seed_scenarios;
