@@ -8,6 +8,8 @@ mod rename;
 mod rewrite_tag;
 mod set;
 mod split;
+#[cfg(test)]
+mod tests_dsl;
 mod where_;
 
 pub use remove::RemoveConfig;

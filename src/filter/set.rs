@@ -116,9 +116,12 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedPairs<V> {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut pairs = Vec::new();
-                while let Some(pair) = map.next_entry()? {
+                while let Some(pair) = map.next_entry::<Spanned<String>, V>()? {
                     pairs.push(pair);
                 }
+                // toml hands tables over sorted by key; the spans give back
+                // the order they were written in.
+                pairs.sort_by_key(|(key, _)| key.span().start);
                 Ok(OrderedPairs(pairs))
             }
         }
