@@ -5,7 +5,7 @@ use bytestring::ByteString;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{Filter, FilterConfig, FilterOutput};
+use super::{FilterConfig, FilterOutput};
 use crate::config::{ComponentTable, Section, SourceFile};
 use crate::event::{Ack, Event, Record, Tag};
 use crate::metrics::Metrics;
@@ -34,8 +34,11 @@ fn event(tag: &str, json: &str) -> Event {
     Event::new(Tag::new(tag), Utc::now(), record, Ack::none())
 }
 
-/// Applies the filter; returns (passed, rerouted) as (tag, record) pairs.
-fn apply(config_text: &str, tag: &str, json: &str) -> (Vec<(String, Value)>, Vec<(String, Value)>) {
+/// Events as (tag, record) pairs.
+type Tagged = Vec<(String, Value)>;
+
+/// Applies the filter; returns (passed, rerouted).
+fn apply(config_text: &str, tag: &str, json: &str) -> (Tagged, Tagged) {
     let filter = config(config_text).unwrap_or_else(|e| panic!("{e}"));
     let mut filter = filter.build(Metrics::new().component("test"));
     let mut out = FilterOutput::default();
