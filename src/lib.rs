@@ -2,6 +2,8 @@
 //!
 //! - [`config`]: the TOML config, validated into typed structs with
 //!   `file:line:col` diagnostics.
+//! - [`dsl`]: the expression and template language, compiled at config
+//!   load and evaluated per event.
 //! - [`event`]: events (tag, time, record with its original bytes) and
 //!   end-to-end acknowledgements.
 //! - [`source`]: where events come from.

@@ -347,6 +347,14 @@ fn check_topology(config: &Config, problems: &mut Vec<Diagnostic>) {
             "add an `[[output]]` table, e.g. `type = \"stdout\"` with `match = \"**\"`",
         ));
     }
+    for filter in &config.filters {
+        if let Some(mut d) = filter.config.static_loop(&filter.pattern) {
+            if d.span.is_none() {
+                d = d.at(filter.pattern_span.clone());
+            }
+            problems.push(d);
+        }
+    }
     if config.sources.is_empty() || config.outputs.is_empty() {
         return;
     }

@@ -2,13 +2,27 @@
 //! is synchronous and per event: it passes the event on, reroutes it (a new
 //! tag, routed again from the top), or discards it (which settles its ack).
 
+mod eval_errors;
 mod remove;
+mod rename;
+mod rewrite_tag;
+mod set;
+mod split;
+#[cfg(test)]
+mod tests_dsl;
+mod where_;
 
 pub use remove::RemoveConfig;
+pub use rename::{RenameConfig, RenameSpec};
+pub use rewrite_tag::{RewriteTagConfig, RewriteTagSpec, RuleConfig};
+pub use set::{OrderedPairs, SetConfig, SetSpec};
+pub use split::{SplitConfig, SplitSpec};
+pub use where_::{WhereConfig, WhereSpec};
 
 use crate::config::{ComponentTable, Diagnostic, Section, SourceFile, unknown_type};
 use crate::event::Event;
 use crate::metrics::ComponentMetrics;
+use crate::pipeline::TagPattern;
 
 /// A running filter.
 pub trait Filter: Send {
@@ -43,20 +57,51 @@ impl FilterOutput {
 #[derive(Debug)]
 pub enum FilterConfig {
     Remove(RemoveConfig),
+    Set(SetSpec),
+    Rename(RenameSpec),
+    Where(WhereSpec),
+    RewriteTag(RewriteTagSpec),
+    Split(SplitSpec),
 }
 
-const FILTER_TYPES: &[&str] = &["remove"];
+const FILTER_TYPES: &[&str] = &["remove", "set", "rename", "where", "rewrite_tag", "split"];
 
 impl FilterConfig {
     pub fn from_component(
         kind: &toml::Spanned<String>,
         table: ComponentTable<'_>,
-        _file: &SourceFile,
+        file: &SourceFile,
     ) -> Result<Self, Diagnostic> {
         let shared = ["type", "name", "match"];
+        let span = table.span.clone();
         match kind.get_ref().as_str() {
             "remove" => Ok(Self::Remove(
                 table.deserialize("a `remove` filter", &shared)?,
+            )),
+            "set" => Ok(Self::Set(
+                table
+                    .deserialize::<SetConfig>("a `set` filter", &shared)?
+                    .validate(file)?,
+            )),
+            "rename" => Ok(Self::Rename(
+                table
+                    .deserialize::<RenameConfig>("a `rename` filter", &shared)?
+                    .validate()?,
+            )),
+            "where" => Ok(Self::Where(
+                table
+                    .deserialize::<WhereConfig>("a `where` filter", &shared)?
+                    .validate(file)?,
+            )),
+            "rewrite_tag" => Ok(Self::RewriteTag(
+                table
+                    .deserialize::<RewriteTagConfig>("a `rewrite_tag` filter", &shared)?
+                    .validate(file, span)?,
+            )),
+            "split" => Ok(Self::Split(
+                table
+                    .deserialize::<SplitConfig>("a `split` filter", &shared)?
+                    .validate()?,
             )),
             _ => Err(unknown_type(Section::Filter, kind, FILTER_TYPES)),
         }
@@ -65,6 +110,11 @@ impl FilterConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Remove(_) => "remove",
+            Self::Set(_) => "set",
+            Self::Rename(_) => "rename",
+            Self::Where(_) => "where",
+            Self::RewriteTag(_) => "rewrite_tag",
+            Self::Split(_) => "split",
         }
     }
 
@@ -72,13 +122,28 @@ impl FilterConfig {
     /// retags; otherwise the tag templates (with `${...}` holes).
     pub fn produced_tags(&self) -> Option<Vec<String>> {
         match self {
-            Self::Remove(_) => None,
+            Self::RewriteTag(spec) => Some(spec.produced_tags()),
+            _ => None,
+        }
+    }
+
+    /// A retag loop certain at load time for a filter with this `match`
+    /// (see [`RewriteTagSpec::static_loop`]); `None` for other filters.
+    pub fn static_loop(&self, pattern: &TagPattern) -> Option<Diagnostic> {
+        match self {
+            Self::RewriteTag(spec) => spec.static_loop(pattern),
+            _ => None,
         }
     }
 
     pub fn build(&self, metrics: ComponentMetrics) -> Box<dyn Filter> {
         match self {
             Self::Remove(c) => Box::new(c.build(metrics)),
+            Self::Set(c) => Box::new(c.build(metrics)),
+            Self::Rename(c) => Box::new(c.build(metrics)),
+            Self::Where(c) => Box::new(c.build(metrics)),
+            Self::RewriteTag(c) => Box::new(c.build(metrics)),
+            Self::Split(c) => Box::new(c.build(metrics)),
         }
     }
 }
