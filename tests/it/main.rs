@@ -2,3 +2,4 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub, dead_code)]
 
 mod support;
+mod tail; // the tail source: positions, rotation, crashes, bad input
