@@ -110,7 +110,7 @@ impl Globs {
         for root in &self.roots {
             match root {
                 Root::Literal(path) => {
-                    if let Some(dir) = path.parent() {
+                    if let Some(dir) = path.parent().filter(|d| d.is_dir()) {
                         found.dirs.push(dir.to_owned());
                     }
                     if fs::metadata(path).is_ok_and(|m| m.is_file()) && self.matches(path) {

@@ -100,6 +100,8 @@ pub(super) struct TailedFile {
     pub(super) ino: u64,
     /// The path it was last found at.
     pub(super) path: PathBuf,
+    /// Directory of the file itself (behind symlinks), watched for changes.
+    pub(super) real_dir: Option<PathBuf>,
     pub(super) tag: Tag,
     file: File,
     pub(super) fingerprint: Fingerprint,
@@ -146,6 +148,9 @@ impl TailedFile {
             dev: meta.dev(),
             ino: meta.ino(),
             label: path.display().to_string(),
+            real_dir: std::fs::canonicalize(&path)
+                .ok()
+                .and_then(|p| p.parent().map(std::path::Path::to_owned)),
             path,
             tag,
             file,

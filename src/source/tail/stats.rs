@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -101,10 +101,15 @@ impl TailStatsSet {
     /// Adds a source's stats to the set registered with `metrics`,
     /// registering the set on first use.
     pub(super) fn register(metrics: &crate::metrics::Metrics, stats: &TailStats) -> Self {
-        static SETS: Mutex<Vec<(usize, TailStatsSet)>> = Mutex::new(Vec::new());
-        let key = Arc::as_ptr(metrics.registry()) as usize;
+        type Registry = Mutex<prometheus_client::registry::Registry>;
+        static SETS: Mutex<Vec<(Weak<Registry>, TailStatsSet)>> = Mutex::new(Vec::new());
+        let registry = metrics.registry();
         let mut sets = SETS.lock().unwrap_or_else(PoisonError::into_inner);
-        let set = match sets.iter().find(|(k, _)| *k == key) {
+        sets.retain(|(weak, _)| weak.strong_count() > 0);
+        let found = sets
+            .iter()
+            .find(|(weak, _)| weak.upgrade().is_some_and(|r| Arc::ptr_eq(&r, registry)));
+        let set = match found {
             Some((_, set)) => set.clone(),
             None => {
                 let set = Self::default();
@@ -113,7 +118,7 @@ impl TailStatsSet {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .register_collector(Box::new(set.clone()));
-                sets.push((key, set.clone()));
+                sets.push((Arc::downgrade(registry), set.clone()));
                 set
             }
         };

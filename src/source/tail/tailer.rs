@@ -171,14 +171,10 @@ impl Tailer {
                 file.matched = true;
                 continue;
             }
-            if let Some(dir) = fs::canonicalize(&path)
-                .ok()
-                .and_then(|p| p.parent().map(Path::to_owned))
-            {
-                dirs.insert(dir);
-            }
             self.open(path);
         }
+        // Symlinked files live elsewhere: watch where they really are too.
+        dirs.extend(self.files.iter().filter_map(|f| f.real_dir.clone()));
         for dir in &dirs {
             self.watcher.watch(dir);
         }
