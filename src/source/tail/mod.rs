@@ -48,6 +48,7 @@
 //! position writes), and `auditrail_tail_*`: per-file size, read and
 //! acknowledged offsets; truncations, released files, bad lines, bytes read.
 
+mod batch;
 mod discover;
 mod fingerprint;
 mod position;
@@ -67,6 +68,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use toml::Spanned;
 
+use self::batch::DecodeShared;
 use self::discover::Globs;
 use self::position::PositionStore;
 use self::read::Emitter;
@@ -172,6 +174,10 @@ pub struct TailConfig {
     #[serde(default)]
     pub emit_partial_at_shutdown: bool,
 }
+
+/// Batches cut but not yet in the pipeline, per source: enough to keep
+/// every core decoding while the reader reads on.
+const DECODE_AHEAD: usize = 8;
 
 fn default_tag() -> Spanned<String> {
     Spanned::new(0..0, "tail".to_owned())
@@ -291,21 +297,26 @@ impl TailConfig {
         let stats = TailStats::new(&name);
         let stats_set = TailStatsSet::register(cx.metrics.metrics(), &stats);
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+        let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel(DECODE_AHEAD);
         let now = Instant::now();
+        let decode = DecodeShared::new(
+            Decoder::new(self.format, time),
+            self.format,
+            BadLineLog::new(cx.metrics.errors.clone()),
+            stats.counters_arc(),
+            settings.max_line_size,
+        );
         let tailer = Tailer {
             watcher: DirWatcher::new(self.watch, wake_tx.clone()),
             emit: Emitter {
-                out: cx.out.clone(),
-                decoder: Decoder::new(self.format, time),
-                bad_lines: BadLineLog::new(cx.metrics.errors.clone()),
+                jobs: jobs_tx,
+                decode: std::sync::Arc::new(decode),
                 counters: stats.counters_arc(),
                 runtime: tokio::runtime::Handle::current(),
                 wake: wake_tx.clone(),
                 unacked: 0,
                 max_unacked: self.max_unacked.0.max(1),
-                max_line_size: settings.max_line_size,
                 errors: cx.metrics.errors.clone(),
-                decoded: Vec::new(),
             },
             settings,
             globs,
@@ -329,8 +340,11 @@ impl TailConfig {
                 shutdown.cancelled().await;
                 let _ = wake_tx.send(Wake::Shutdown);
             });
+            let forwarder = tokio::spawn(batch::forward(jobs_rx, cx.out.clone()));
             let result = tokio::task::spawn_blocking(move || tailer.run()).await;
             waker.abort();
+            // The reader is gone and with it the job queue: send what is left.
+            let _ = forwarder.await;
             stats_set.unregister(&stats);
             result.map_err(|e| BuildError::new(&name, "the tail reader stopped").with_source(e))
         }))

@@ -8,42 +8,36 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
-use chrono::Utc;
-
+use super::batch::{DecodeShared, Job};
 use super::fingerprint::Fingerprint;
 use super::stats::{FileStats, TailCounters};
 use super::watch::Wake;
 use super::window::AckWindow;
-use crate::event::{Ack, AckWaiter, Event, Tag};
-use crate::source::{
-    BadLine, BadLineKind, BadLineLog, Decoded, Decoder, EventSender, Line, LineSplitter,
-    PipelineClosed,
-};
+use crate::event::{Ack, Tag};
+use crate::source::{Line, LineSplitter, PipelineClosed};
 
 /// A batch is sent once it holds this many bytes of lines, even if it has
 /// fewer than `MAX_BATCH` events (audit events with bodies are large).
 const MAX_BATCH_BYTES: u64 = 2 << 20;
 
-/// What reading needs besides the file: where events go and the budget of
+/// What reading needs besides the file: where batches go and the budget of
 /// unacknowledged bytes shared by every file of the source.
 pub(super) struct Emitter {
-    pub(super) out: EventSender,
-    pub(super) decoder: Decoder,
-    pub(super) bad_lines: BadLineLog,
-    pub(super) counters: std::sync::Arc<TailCounters>,
+    /// Batches in the order they were cut, to the forwarder.
+    pub(super) jobs: tokio::sync::mpsc::Sender<Job>,
+    pub(super) decode: Arc<DecodeShared>,
+    pub(super) counters: Arc<TailCounters>,
     pub(super) runtime: tokio::runtime::Handle,
     pub(super) wake: Sender<Wake>,
     pub(super) unacked: u64,
     pub(super) max_unacked: u64,
-    pub(super) max_line_size: usize,
     /// The component's error counter (failed position writes).
     pub(super) errors: prometheus_client::metrics::counter::Counter,
-    /// Scratch space for decoded records, reused across lines.
-    pub(super) decoded: Vec<Decoded>,
 }
 
 impl Emitter {
@@ -82,13 +76,6 @@ pub(super) enum Change {
     Truncated,
 }
 
-/// Events being gathered for one batch.
-#[derive(Default)]
-struct Pending {
-    events: Vec<Event>,
-    ack: Option<(Ack, AckWaiter)>,
-}
-
 /// One file being read.
 pub(super) struct TailedFile {
     /// Id for routing acknowledgements; a new one after truncation, so late
@@ -125,7 +112,7 @@ pub(super) struct TailedFile {
     /// The final partial line was emitted (or counted); nothing follows.
     pub(super) finished: bool,
     /// Path as text, for logs and bad-line reports.
-    label: String,
+    label: Arc<str>,
 }
 
 impl TailedFile {
@@ -147,7 +134,7 @@ impl TailedFile {
             stats_id: ack_id,
             dev: meta.dev(),
             ino: meta.ino(),
-            label: path.display().to_string(),
+            label: Arc::from(path.display().to_string()),
             real_dir: std::fs::canonicalize(&path)
                 .ok()
                 .and_then(|p| p.parent().map(std::path::Path::to_owned)),
@@ -240,7 +227,7 @@ impl TailedFile {
         emit: &mut Emitter,
         budget: u64,
     ) -> Result<ReadOutcome, PipelineClosed> {
-        let mut pending = Pending::default();
+        let mut lines = Vec::new();
         let mut read = 0u64;
         let outcome = loop {
             if emit.over_budget() {
@@ -268,76 +255,38 @@ impl TailedFile {
             emit.counters.bytes_read.fetch_add(n, Ordering::Relaxed);
             read += n;
             self.size = self.size.max(self.read_pos);
-            let now = Utc::now();
             while let Some(line) = self.splitter.next_line() {
-                self.take_line(line, emit, now, &mut pending);
-                let consumed = self.splitter.consumed_offset() - self.batch_end;
-                if pending.events.len() >= crate::source::MAX_BATCH || consumed >= MAX_BATCH_BYTES {
-                    self.send(emit, &mut pending)?;
+                lines.push(line);
+                let cut = self.splitter.consumed_offset() - self.batch_end;
+                if lines.len() >= crate::source::MAX_BATCH || cut >= MAX_BATCH_BYTES {
+                    self.send(emit, std::mem::take(&mut lines))?;
                 }
             }
         };
-        self.send(emit, &mut pending)?;
+        self.send(emit, lines)?;
         Ok(outcome)
     }
 
     /// Hands the unterminated last line on as if it were complete: at
     /// shutdown when configured, or when a rotated file is let go.
     pub(super) fn flush_partial_line(&mut self, emit: &mut Emitter) -> Result<(), PipelineClosed> {
-        let mut pending = Pending::default();
-        if let Some(line) = self.splitter.take_partial() {
-            self.take_line(line, emit, Utc::now(), &mut pending);
-        }
+        let lines: Vec<Line> = self.splitter.take_partial().into_iter().collect();
         self.finished = true;
-        self.send(emit, &mut pending)
+        self.send(emit, lines)
     }
 
-    fn take_line(
-        &self,
-        line: Line,
-        emit: &mut Emitter,
-        now: chrono::DateTime<Utc>,
-        pending: &mut Pending,
-    ) {
-        match line {
-            Line::Complete { bytes, offset } => {
-                let mut decoded = std::mem::take(&mut emit.decoded);
-                if let Err(bad) = emit.decoder.decode(bytes, now, &mut decoded) {
-                    emit.counters.bad_lines.fetch_add(1, Ordering::Relaxed);
-                    emit.bad_lines.record(&self.label, offset, &bad);
-                }
-                for d in decoded.drain(..) {
-                    let ack = pending.ack.get_or_insert_with(Ack::batch).0.clone();
-                    pending
-                        .events
-                        .push(Event::new(self.tag.clone(), d.time, d.record, ack));
-                }
-                emit.decoded = decoded;
-            }
-            Line::TooLong { offset } => {
-                let bad = BadLine::new(
-                    BadLineKind::TooLong,
-                    format!("line over `max_line_size` ({} bytes)", emit.max_line_size),
-                );
-                emit.counters.bad_lines.fetch_add(1, Ordering::Relaxed);
-                emit.bad_lines.record(&self.label, offset, &bad);
-            }
-        }
-    }
-
-    /// Sends what `pending` holds as one acknowledged batch, registering it
-    /// in the window with the offset just past its last line.
-    fn send(&mut self, emit: &mut Emitter, pending: &mut Pending) -> Result<(), PipelineClosed> {
+    /// Sends `lines` as one acknowledged batch, registered in the window
+    /// with the offset just past its last line.
+    fn send(&mut self, emit: &mut Emitter, lines: Vec<Line>) -> Result<(), PipelineClosed> {
         let end = self.splitter.consumed_offset();
-        let events = std::mem::take(&mut pending.events);
-        let Some((ack, waiter)) = pending.ack.take() else {
-            // Only blank or bad lines: nothing to wait for.
+        if lines.is_empty() {
+            // The rest of an over-long line was skipped: nothing to wait for.
             if end > self.batch_end {
                 self.window.push_done(end);
                 self.batch_end = end;
             }
             return Ok(());
-        };
+        }
         let bytes = end - self.batch_end;
         self.batch_end = end;
         let seq = self.window.push(end);
@@ -345,8 +294,7 @@ impl TailedFile {
         emit.counters
             .unacked_bytes
             .store(emit.unacked, Ordering::Relaxed);
-        // The source's own clone is not an output's: let it go as settled.
-        ack.settle();
+        let (ack, waiter) = Ack::batch();
         let wake = emit.wake.clone();
         let file = self.ack_id;
         emit.runtime.spawn(async move {
@@ -358,7 +306,14 @@ impl TailedFile {
                 status,
             });
         });
-        emit.out.blocking_send(events)
+        let job = emit.decode.job(
+            &emit.runtime,
+            lines,
+            self.tag.clone(),
+            Arc::clone(&self.label),
+            ack,
+        );
+        emit.jobs.blocking_send(job).map_err(|_| PipelineClosed)
     }
 }
 

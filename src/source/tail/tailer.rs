@@ -351,7 +351,7 @@ impl Tailer {
                 continue;
             }
             let file = self.files.swap_remove(i);
-            self.emit.bad_lines.forget(file.label());
+            self.emit.decode.forget(file.label());
             self.stats.remove(file.stats_id);
             self.emit.counters.released.fetch_add(1, Ordering::Relaxed);
             self.dirty = true;
