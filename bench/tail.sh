@@ -6,6 +6,7 @@
 #
 #   bench/tail.sh                  # 1,000,000 events, seed 42
 #   COUNT=100000 bench/tail.sh     # smaller
+#   INPUT=/path/to/audit.log bench/tail.sh   # any JSON-lines file
 #
 # The input is generated once (about 100 CPU-seconds for 1M events) into
 # $AUDITRAIL_BENCH_CACHE (default ~/.cache/auditrail-bench) with
@@ -17,10 +18,10 @@ count=${COUNT:-1000000}
 seed=${SEED:-42}
 cache=${AUDITRAIL_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/auditrail-bench}
 gen=${GEN_AUDIT_LOG:-$root/../shared/bench/gen-audit-log}
-input=$cache/audit-$count-s$seed.log
+input=${INPUT:-$cache/audit-$count-s$seed.log}
 
 mkdir -p "$cache"
-if [[ ! -s $input ]]; then
+if [[ ! -s $input && -z ${INPUT:-} ]]; then
     echo "generating $input ($count events; takes a while)..." >&2
     "$gen" --count "$count" --seed "$seed" -o "$input.tmp" --counts "$cache/audit-$count-s$seed.counts.json"
     mv "$input.tmp" "$input"
