@@ -313,14 +313,23 @@ impl Writer {
     /// `rotate`: every this often, rename the file to `<name>.<n>` (keeping
     /// `keep` backups, deleting older ones) and start a new one.
     fn start(path: PathBuf, rate: u64, rotate: Option<(Duration, usize)>) -> Self {
+        Self::spawn(path, rate, 0, rotate)
+    }
+
+    /// Appends ids from `first` on.
+    fn start_at(path: PathBuf, rate: u64, first: u64) -> Self {
+        Self::spawn(path, rate, first, None)
+    }
+
+    fn spawn(path: PathBuf, rate: u64, first: u64, rotate: Option<(Duration, usize)>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let written = Arc::new(AtomicU64::new(0));
+        let written = Arc::new(AtomicU64::new(first));
         let handle = {
             let stop = stop.clone();
             let written = written.clone();
             std::thread::spawn(move || {
                 let started = Instant::now();
-                let mut next = 0u64;
+                let mut next = first;
                 let mut last_rotation = Instant::now();
                 let mut backups = 0usize;
                 let mut file = OpenOptions::new()
@@ -329,7 +338,7 @@ impl Writer {
                     .open(&path)
                     .unwrap();
                 while !stop.load(Ordering::Relaxed) {
-                    let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+                    let due = first + (started.elapsed().as_secs_f64() * rate as f64) as u64;
                     if due > next {
                         let text: String = (next..due).map(event).collect();
                         file.write_all(text.as_bytes()).unwrap();
@@ -380,22 +389,35 @@ impl Writer {
 
 #[test]
 fn restart_mid_file_neither_loses_nor_repeats() {
+    // SIGTERM lands while a writer appends 20k events/s and the agent reads.
     let setup = Setup::new(r#""{logs}/audit.log""#, "");
     let log = setup.log("audit.log");
     append(&log, 0..3000);
     let run = setup.start();
     run.wait_for_lines(3000);
-    append(&log, 3000..6000);
-    run.wait_for_lines(4000);
+    let writer = Writer::start_at(log, 20_000, 3000);
+    std::thread::sleep(Duration::from_millis(700));
     let (first, stderr) = run.stop();
     assert!(stderr.contains("Stopped cleanly"), "{stderr}");
-    append(&log, 6000..9000);
+    let written_at_stop = writer.written();
+    assert!(
+        first.len() > 3000,
+        "the first run read none of the appended events"
+    );
+    std::thread::sleep(Duration::from_millis(300));
     let run = setup.start();
-    run.wait_for_lines(9000 - first.len());
+    std::thread::sleep(Duration::from_millis(700));
+    let total = writer.finish();
+    assert!(
+        total > written_at_stop + 1000,
+        "the writer stopped before SIGTERM"
+    );
+    run.wait_for_lines((total as usize).saturating_sub(first.len()));
     std::thread::sleep(Duration::from_millis(300));
     let (second, _) = run.stop();
+    assert!(!first.is_empty() && !second.is_empty());
     let all: Vec<String> = first.into_iter().chain(second).collect();
-    assert_exactly_once(&all, 0..9000);
+    assert_exactly_once(&all, 0..total);
 }
 
 #[test]
