@@ -857,3 +857,25 @@ fn invalid_tail_config_points_at_the_key() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("did you mean `paths`?"), "{stderr}");
 }
+
+#[test]
+fn partial_last_line_is_sent_at_shutdown_when_configured() {
+    let setup = Setup::new(r#""{logs}/audit.log""#, "emit_partial_at_shutdown = true");
+    let log = setup.log("audit.log");
+    append(&log, 0..5);
+    let last = event(5);
+    OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(last.trim_end().as_bytes())
+        .unwrap();
+    let run = setup.start();
+    run.wait_for_lines(5);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(run.count(), 5, "the partial line was sent before shutdown");
+    let (lines, _) = run.stop();
+    assert_exactly_once(&lines, 0..6);
+    let size = fs::metadata(&log).unwrap().len();
+    assert_eq!(saved_offsets(&setup)[0].1, size);
+}
