@@ -1,4 +1,5 @@
-//! Sources feed events into the pipeline: `stdin` (JSON lines; the agent
+//! Sources feed events into the pipeline: `tail` (log files, with positions
+//! that survive restarts and rotation) and `stdin` (JSON lines; the agent
 //! exits when it ends). Each source sends batches through a bounded channel,
 //! so a slow pipeline slows its sources instead of growing memory.
 
@@ -6,11 +7,13 @@ mod bad_line;
 mod decode;
 mod lines;
 mod stdin;
+pub mod tail;
 
 pub use bad_line::{BadLine, BadLineKind, BadLineLog};
 pub use decode::{Decoded, Decoder, InputFormat, TimeSpec, parse_time};
 pub use lines::{Line, LineSplitter};
 pub use stdin::StdinConfig;
+pub use tail::TailConfig;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,9 +34,10 @@ pub const MAX_BATCH: usize = 512;
 #[derive(Debug)]
 pub enum SourceConfig {
     Stdin(StdinConfig),
+    Tail(TailConfig),
 }
 
-const SOURCE_TYPES: &[&str] = &["stdin"];
+const SOURCE_TYPES: &[&str] = &["stdin", "tail"];
 
 impl SourceConfig {
     pub fn from_component(
@@ -43,6 +47,11 @@ impl SourceConfig {
         let shared = ["type", "name"];
         match kind.get_ref().as_str() {
             "stdin" => Ok(Self::Stdin(table.deserialize("a `stdin` source", &shared)?)),
+            "tail" => {
+                let config: TailConfig = table.deserialize("a `tail` source", &shared)?;
+                config.validate()?;
+                Ok(Self::Tail(config))
+            }
             _ => Err(unknown_type(Section::Source, kind, SOURCE_TYPES)),
         }
     }
@@ -51,6 +60,7 @@ impl SourceConfig {
     pub fn tag(&self) -> &str {
         match self {
             Self::Stdin(c) => &c.tag,
+            Self::Tail(c) => c.tag.get_ref(),
         }
     }
 
@@ -58,13 +68,21 @@ impl SourceConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Stdin(_) => "stdin",
+            Self::Tail(_) => "tail",
         }
+    }
+
+    /// Whether the source keeps state in `data_dir` (which the agent then
+    /// locks, so two agents never share it).
+    pub fn uses_data_dir(&self) -> bool {
+        matches!(self, Self::Tail(_))
     }
 
     /// Starts the source. It runs until its input ends or `cx.shutdown`.
     pub fn build(&self, cx: SourceContext) -> Result<SourceTask, BuildError> {
         match self {
             Self::Stdin(c) => Ok(c.build(cx)),
+            Self::Tail(c) => c.build(cx),
         }
     }
 }

@@ -6,3 +6,4 @@ mod support;
 mod cli; // run as a pipe filter, check, config default, exit codes, SIGTERM
 mod config_errors; // broken configs and their exact file:line:col diagnostics
 mod seed_scenarios; // the fluentd and logstash seed scenarios from examples/
+mod tail; // the tail source: positions, rotation, crashes, bad input
