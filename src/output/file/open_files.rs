@@ -38,12 +38,18 @@ pub(crate) struct Limits {
     pub(crate) slice_seconds: Option<i64>,
 }
 
+/// Lines for one append of at most about `flush_bytes`, with their acks.
+struct Chunk {
+    data: Vec<u8>,
+    acks: Vec<Ack>,
+    events: u64,
+}
+
 struct Entry {
     /// `None` while a job for this file is in flight.
     slot: Option<Slot>,
-    pending: Vec<u8>,
-    acks: Vec<Ack>,
-    events: u64,
+    /// Oldest first; each is appended as one gzip member.
+    chunks: VecDeque<Chunk>,
     first_pending: Option<Instant>,
     in_flight: Option<InFlight>,
     retry_at: Option<Instant>,
@@ -78,7 +84,12 @@ pub(crate) struct OpenFiles {
     metrics: ComponentMetrics,
     unsafe_paths: Counter,
     warned_unsafe: bool,
+    /// Emptied chunk buffers kept for reuse.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Spare buffers kept at most.
+const MAX_SPARE: usize = 16;
 
 impl OpenFiles {
     pub(crate) fn new(limits: Limits, metrics: ComponentMetrics) -> Self {
@@ -98,6 +109,7 @@ impl OpenFiles {
             unsafe_paths: metrics.dropped("unsafe_path"),
             metrics,
             warned_unsafe: false,
+            spare: Vec::new(),
         }
     }
 
@@ -147,24 +159,39 @@ impl OpenFiles {
                     .or_insert_with(|| Entry::new(slot, now))
             }
         };
-        let before = entry.pending.len();
-        event.record.write_json(&mut entry.pending);
-        entry.pending.push(b'\n');
-        self.buffered += entry.pending.len() - before;
-        entry.events += 1;
-        entry.last_used = self.clock;
-        entry.first_pending.get_or_insert(now);
+        let flush_bytes = self.limits.flush_bytes;
+        if entry
+            .chunks
+            .back()
+            .is_none_or(|c| c.data.len() >= flush_bytes)
+        {
+            let data = self.spare.pop().unwrap_or_default();
+            entry.chunks.push_back(Chunk {
+                data,
+                acks: Vec::new(),
+                events: 0,
+            });
+        }
+        let chunk = entry.chunks.back_mut().expect("just ensured");
+        let before = chunk.data.len();
+        event.record.write_json(&mut chunk.data);
+        chunk.data.push(b'\n');
+        self.buffered += chunk.data.len() - before;
+        chunk.events += 1;
         if event.ack.is_tracked() {
-            entry.acks.push(event.ack);
+            chunk.acks.push(event.ack);
         } else {
             event.ack.settle();
         }
+        let full = chunk.data.len() >= flush_bytes;
+        entry.last_used = self.clock;
+        entry.first_pending.get_or_insert(now);
         if let Some(slice) = self.limits.slice_seconds {
             let t = event.time.timestamp();
             entry.slice_end = entry.slice_end.max(t - t.rem_euclid(slice) + slice);
             self.max_event_seconds = self.max_event_seconds.max(t);
         }
-        if entry.pending.len() >= self.limits.flush_bytes && !entry.queued {
+        if full && !entry.queued {
             entry.queued = true;
             self.ready.push_back(Arc::clone(
                 self.entries
@@ -199,7 +226,7 @@ impl OpenFiles {
             };
             entry.queued = false;
             let retry_due = entry.retry_at.is_none_or(|t| t <= now);
-            if entry.slot.is_none() || entry.pending.is_empty() || !retry_due {
+            if entry.slot.is_none() || entry.chunks.is_empty() || !retry_due {
                 continue;
             }
             let needs_fd = entry.slot.as_ref().is_some_and(|s| s.file.is_none());
@@ -211,13 +238,16 @@ impl OpenFiles {
             }
             let entry = self.entries.get_mut(&key).expect("checked above");
             let slot = entry.slot.take().expect("checked above");
-            let data = std::mem::take(&mut entry.pending);
+            let chunk = entry.chunks.pop_front().expect("checked above");
             entry.in_flight = Some(InFlight {
-                acks: std::mem::take(&mut entry.acks),
-                events: std::mem::take(&mut entry.events),
-                bytes: data.len(),
+                acks: chunk.acks,
+                events: chunk.events,
+                bytes: chunk.data.len(),
             });
-            entry.first_pending = None;
+            if entry.chunks.is_empty() {
+                entry.first_pending = None;
+            }
+            let data = chunk.data;
             self.in_flight += 1;
             out.push(Job { key, slot, data });
         }
@@ -251,9 +281,9 @@ impl OpenFiles {
                     ack.settle();
                 }
                 self.metrics.events_out.inc_by(in_flight.events);
-                if entry.pending.is_empty() && data.capacity() <= 2 * self.limits.flush_bytes {
+                if self.spare.len() < MAX_SPARE && data.capacity() <= 2 * self.limits.flush_bytes {
                     data.clear();
-                    entry.pending = data;
+                    self.spare.push(data);
                 }
                 if entry.retry_at.take().is_some() {
                     entry.backoff = FIRST_BACKOFF;
@@ -278,23 +308,24 @@ impl OpenFiles {
                 }
                 entry.retry_at = Some(now + entry.backoff);
                 entry.backoff = (entry.backoff * 2).min(MAX_BACKOFF);
-                // Older lines first, so the file keeps the input order.
-                data.extend_from_slice(&entry.pending);
-                entry.pending = data;
-                let mut acks = in_flight.acks;
-                acks.append(&mut entry.acks);
-                entry.acks = acks;
-                entry.events += in_flight.events;
+                // Back at the front, so the file keeps the input order.
+                entry.chunks.push_front(Chunk {
+                    data,
+                    acks: in_flight.acks,
+                    events: in_flight.events,
+                });
                 entry.first_pending = Some(now);
             }
         }
-        if entry.pending.len() >= self.limits.flush_bytes
-            || (self.draining && !entry.pending.is_empty())
-        {
-            if !entry.queued {
-                entry.queued = true;
-                self.ready.push_back(key);
-            }
+        let more = entry.chunks.len() > 1
+            || entry
+                .chunks
+                .front()
+                .is_some_and(|c| c.data.len() >= self.limits.flush_bytes)
+            || (self.draining && !entry.chunks.is_empty());
+        if more && entry.retry_at.is_none() && !entry.queued {
+            entry.queued = true;
+            self.ready.push_back(key);
         }
     }
 
@@ -306,7 +337,7 @@ impl OpenFiles {
         let mut closed = 0;
         let remembered = &mut self.remembered;
         self.entries.retain(|_, entry| {
-            let quiet = entry.pending.is_empty() && entry.in_flight.is_none() && !entry.queued;
+            let quiet = entry.chunks.is_empty() && entry.in_flight.is_none() && !entry.queued;
             let Some(slot) = entry.slot.as_mut().filter(|_| quiet) else {
                 return true;
             };
@@ -354,9 +385,7 @@ impl Entry {
     fn new(slot: Slot, now: Instant) -> Self {
         Self {
             slot: Some(slot),
-            pending: Vec::new(),
-            acks: Vec::new(),
-            events: 0,
+            chunks: VecDeque::new(),
             first_pending: None,
             in_flight: None,
             retry_at: None,
@@ -369,15 +398,16 @@ impl Entry {
     }
 
     fn is_due(&self, now: Instant, limits: &Limits, flush_all: bool) -> bool {
-        if self.pending.is_empty() || self.slot.is_none() {
+        let Some(front) = self.chunks.front().filter(|_| self.slot.is_some()) else {
             return false;
-        }
+        };
         if self.retry_at.is_some_and(|t| t > now) {
             return false;
         }
         flush_all
             || self.retry_at.is_some()
-            || self.pending.len() >= limits.flush_bytes
+            || self.chunks.len() > 1
+            || front.data.len() >= limits.flush_bytes
             || self
                 .first_pending
                 .is_some_and(|t| now.saturating_duration_since(t) >= limits.flush_interval)

@@ -100,7 +100,11 @@ async fn a_full_disk_holds_acks_and_resumes_without_loss() {
         ));
         let fail = Arc::new(AtomicBool::new(true));
         let opener = Arc::new(FlakyOpener {
-            inner: DiskOpener { gzip: compress == "gzip", file_mode: 0o600, dir_mode: 0o700 },
+            inner: DiskOpener {
+                gzip: compress == "gzip",
+                file_mode: 0o600,
+                dir_mode: 0o700,
+            },
             fail: fail.clone(),
         });
         let metrics = Metrics::new().component("file");
@@ -129,13 +133,18 @@ async fn a_full_disk_holds_acks_and_resumes_without_loss() {
         assert_eq!(waiter.try_status(), None, "acked while the disk was full");
         assert_eq!(metrics.events_out.get(), 0);
         fail.store(false, Ordering::SeqCst);
-        let status = tokio::time::timeout(Duration::from_secs(10), waiter.wait()).await.unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), waiter.wait())
+            .await
+            .unwrap();
         assert_eq!(status, BatchStatus::Delivered);
         drop(tx);
         task.await.unwrap().unwrap();
         let text = if compress == "gzip" {
             let bytes = std::fs::read(&out).unwrap();
-            assert_eq!(gzip::complete_members_len(&bytes[..]).unwrap(), Some(bytes.len() as u64));
+            assert_eq!(
+                gzip::complete_members_len(&bytes[..]).unwrap(),
+                Some(bytes.len() as u64)
+            );
             gunzip(&out)
         } else {
             std::fs::read_to_string(&out).unwrap()
@@ -163,7 +172,13 @@ impl Opener for CountingOpener {
     fn open(&self, path: &Path, trusted: Option<u64>) -> io::Result<(Box<dyn SinkFile>, u64)> {
         let (inner, len) = self.inner.open(path, trusted)?;
         self.open.fetch_add(1, Ordering::SeqCst);
-        Ok((Box::new(CountedFile { inner, open: self.open.clone() }), len))
+        Ok((
+            Box::new(CountedFile {
+                inner,
+                open: self.open.clone(),
+            }),
+            len,
+        ))
     }
 }
 
@@ -202,7 +217,11 @@ fn open_files_stay_within_max_open_files_and_reopen_for_append() {
         retention: rotate::Retention::default(),
         clock: Arc::new(SystemClock),
         opener: Arc::new(CountingOpener {
-            inner: DiskOpener { gzip: true, file_mode: 0o600, dir_mode: 0o700 },
+            inner: DiskOpener {
+                gzip: true,
+                file_mode: 0o600,
+                dir_mode: 0o700,
+            },
             open: open.clone(),
         }),
     };
@@ -224,13 +243,23 @@ fn open_files_stay_within_max_open_files_and_reopen_for_append() {
         for ns in 0..20 {
             let path = dir.path().join(format!("ns{ns}.log.gz"));
             let path = path.to_str().unwrap();
-            files.add(path, true, event(&format!("ns{ns}"), round, Ack::none()), Instant::now());
+            files.add(
+                path,
+                true,
+                event(&format!("ns{ns}"), round, Ack::none()),
+                Instant::now(),
+            );
             files.next_jobs(Instant::now(), false, &mut jobs);
             for mut job in jobs.drain(..) {
                 let result = worker::execute(&mut job, &settings, &mut compressed);
                 max_seen = max_seen.max(open.load(Ordering::SeqCst));
                 files.complete(
-                    worker::Done { key: job.key, slot: job.slot, data: job.data, result },
+                    worker::Done {
+                        key: job.key,
+                        slot: job.slot,
+                        data: job.data,
+                        result,
+                    },
                     Instant::now(),
                 );
             }
@@ -256,7 +285,10 @@ fn config_errors_point_into_the_path_string() {
     assert!(err.contains("expected a field path"), "{err}");
     let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '/x/a.gz'\ncompress_level = 12\n";
     let err = Config::parse("c.toml", text).unwrap_err().to_string();
-    assert!(err.contains("c.toml:7:18") && err.contains("between 1 and 9"), "{err}");
+    assert!(
+        err.contains("c.toml:7:18") && err.contains("between 1 and 9"),
+        "{err}"
+    );
     let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '/x/a.gz'\nmax_sise = \"1MiB\"\n";
     let err = Config::parse("c.toml", text).unwrap_err().to_string();
     assert!(err.contains("did you mean `max_size`"), "{err}");
@@ -267,7 +299,9 @@ fn config_errors_point_into_the_path_string() {
 
 #[test]
 fn config_defaults_and_modes() {
-    let c = file_config("path = '/var/log/a-${tag}.log.gz'\ncompress = \"gzip\"\nmode = 0o640\ndir_mode = \"0750\"");
+    let c = file_config(
+        "path = '/var/log/a-${tag}.log.gz'\ncompress = \"gzip\"\nmode = 0o640\ndir_mode = \"0750\"",
+    );
     assert_eq!(c.mode.0, 0o640);
     assert_eq!(c.dir_mode.0, 0o750);
     assert_eq!(c.compress_level, 6);
