@@ -25,7 +25,7 @@ use crate::source::BuildError;
 #[derive(Debug)]
 pub enum OutputConfig {
     Stdout(StdoutConfig),
-    File(FileConfig),
+    File(Box<FileConfig>),
 }
 
 const OUTPUT_TYPES: &[&str] = &["stdout", "file"];
@@ -53,7 +53,9 @@ impl OutputConfig {
             "stdout" => Ok(Self::Stdout(
                 table.deserialize("a `stdout` output", &shared)?,
             )),
-            "file" => Ok(Self::File(FileConfig::from_component(table, file)?)),
+            "file" => Ok(Self::File(Box::new(FileConfig::from_component(
+                table, file,
+            )?))),
             _ => Err(unknown_type(Section::Output, kind, OUTPUT_TYPES)),
         }
     }

@@ -123,7 +123,7 @@ pub(crate) fn prune(
         }
     }
     // Newest first.
-    backups.sort_by(|a, b| b.0.cmp(&a.0));
+    backups.sort_by_key(|b| std::cmp::Reverse(b.0));
     let cutoff = retention
         .max_age
         .and_then(|age| chrono::TimeDelta::from_std(age).ok())

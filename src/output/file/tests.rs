@@ -24,7 +24,7 @@ fn file_config(keys: &str) -> FileConfig {
     );
     let mut config = Config::parse("test.toml", &text).unwrap_or_else(|e| panic!("{e}"));
     match config.outputs.remove(0).config {
-        OutputConfig::File(c) => c,
+        OutputConfig::File(c) => *c,
         other => panic!("not a file output: {other:?}"),
     }
 }
