@@ -310,3 +310,69 @@ fn config_defaults_and_modes() {
     let c = file_config("path = '-'");
     assert!(c.is_stdout());
 }
+
+#[test]
+fn files_close_when_their_time_slice_ends_or_they_go_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = WriteSettings {
+        compress_level: None,
+        fsync: false,
+        max_size: 0,
+        retention: rotate::Retention::default(),
+        clock: Arc::new(SystemClock),
+        opener: Arc::new(DiskOpener {
+            gzip: false,
+            file_mode: 0o600,
+            dir_mode: 0o700,
+        }),
+    };
+    let limits = Limits {
+        flush_bytes: 1,
+        flush_interval: Duration::ZERO,
+        idle_timeout: Duration::from_secs(3600),
+        max_open_files: 10,
+        max_in_flight: 4,
+        max_buffered: 1 << 20,
+        slice_seconds: Some(3600),
+    };
+    let mut files = OpenFiles::new(limits, Metrics::new().component("file"));
+    let mut write = |files: &mut OpenFiles, name: &str, minute: i64| {
+        let mut e = event("a", 0, Ack::none());
+        e.time = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
+            + chrono::TimeDelta::minutes(minute);
+        let path = dir.path().join(name);
+        files.add(path.to_str().unwrap(), true, e, Instant::now());
+        let mut jobs = Vec::new();
+        files.next_jobs(Instant::now(), true, &mut jobs);
+        for mut job in jobs {
+            let result = worker::execute(&mut job, &settings, &mut Vec::new());
+            files.complete(
+                worker::Done {
+                    key: job.key,
+                    slot: job.slot,
+                    data: job.data,
+                    result,
+                },
+                Instant::now(),
+            );
+        }
+    };
+    write(&mut files, "h10", 5);
+    write(&mut files, "h11", 60);
+    files.close_idle(Instant::now());
+    assert_eq!(
+        files.open_fds(),
+        2,
+        "within the grace minute both stay open"
+    );
+    write(&mut files, "h11", 62);
+    files.close_idle(Instant::now());
+    assert_eq!(files.open_fds(), 1, "the 10:00 slice ended");
+    // Late events for a closed slice reopen it for append.
+    write(&mut files, "h10", 59);
+    assert_eq!(files.open_fds(), 2);
+    files.close_idle(Instant::now() + Duration::from_secs(3601));
+    assert_eq!(files.open_fds(), 0, "idle files are closed");
+    let h10 = std::fs::read_to_string(dir.path().join("h10")).unwrap();
+    assert_eq!(h10.lines().count(), 2);
+}
