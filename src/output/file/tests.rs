@@ -336,7 +336,7 @@ fn files_close_when_their_time_slice_ends_or_they_go_idle() {
         slice_seconds: Some(3600),
     };
     let mut files = OpenFiles::new(limits, Metrics::new().component("file"));
-    let mut write = |files: &mut OpenFiles, name: &str, minute: i64| {
+    let write = |files: &mut OpenFiles, name: &str, minute: i64| {
         let mut e = event("a", 0, Ack::none());
         e.time = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
             + chrono::TimeDelta::minutes(minute);
