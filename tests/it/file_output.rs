@@ -451,3 +451,68 @@ fn dash_path_writes_standard_output() {
     let text = String::from_utf8(output.stdout).expect("utf-8");
     assert_eq!(text.lines().collect::<Vec<_>>(), lines);
 }
+
+/// Unmounts a test tmpfs, even when the test fails.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_tmpfs_pauses_the_output_and_it_resumes_when_space_returns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&out)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let _guard = mounted.then(|| Mounted(out.clone()));
+    // Fill the disk, leaving no room for the output. Without permission to
+    // mount (CI), a filler on the real disk cannot fill it: the scenario
+    // then blocks the directory instead (see the blocked-directory test).
+    let filler = out.join("filler");
+    if mounted {
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![b'x'; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    } else {
+        eprintln!("tmpfs cannot be mounted here; blocking the output directory instead");
+        std::fs::remove_dir(&out).expect("rmdir");
+        std::fs::write(&out, b"blocker").expect("blocker");
+    }
+    let config = write_config(
+        dir.path(),
+        &stdin_config("path = '{dir}/out/audit.${objectRef.namespace ?? \"none\"}.log'\nflush_interval = \"20ms\""),
+    );
+    let lines = fixture_lines();
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut child = spawn_run(&config, Stdio::piped());
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("feed");
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().expect("try_wait").is_none(), "the agent gave up while the disk was full");
+    if mounted {
+        std::fs::remove_file(&filler).expect("free space");
+    } else {
+        std::fs::remove_file(&out).expect("remove blocker");
+    }
+    assert!(wait_exit(&mut child).success());
+    let mut seen = Vec::new();
+    for path in files_in(&out).values() {
+        let text = std::fs::read_to_string(path).expect("read");
+        assert!(text.ends_with('\n'), "no partial line in {}", path.display());
+        seen.extend(text.lines().map(str::to_owned));
+    }
+    seen.sort();
+    let mut expected = lines;
+    expected.sort();
+    assert_eq!(seen, expected);
+}
