@@ -489,7 +489,9 @@ fn a_full_tmpfs_pauses_the_output_and_it_resumes_when_space_returns() {
     }
     let config = write_config(
         dir.path(),
-        &stdin_config("path = '{dir}/out/audit.${objectRef.namespace ?? \"none\"}.log'\nflush_interval = \"20ms\""),
+        &stdin_config(
+            "path = '{dir}/out/audit.${objectRef.namespace ?? \"none\"}.log'\nflush_interval = \"20ms\"",
+        ),
     );
     let lines = fixture_lines();
     let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
@@ -498,7 +500,10 @@ fn a_full_tmpfs_pauses_the_output_and_it_resumes_when_space_returns() {
     stdin.write_all(input.as_bytes()).expect("feed");
     drop(stdin);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(child.try_wait().expect("try_wait").is_none(), "the agent gave up while the disk was full");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the agent gave up while the disk was full"
+    );
     if mounted {
         std::fs::remove_file(&filler).expect("free space");
     } else {
@@ -508,7 +513,11 @@ fn a_full_tmpfs_pauses_the_output_and_it_resumes_when_space_returns() {
     let mut seen = Vec::new();
     for path in files_in(&out).values() {
         let text = std::fs::read_to_string(path).expect("read");
-        assert!(text.ends_with('\n'), "no partial line in {}", path.display());
+        assert!(
+            text.ends_with('\n'),
+            "no partial line in {}",
+            path.display()
+        );
         seen.extend(text.lines().map(str::to_owned));
     }
     seen.sort();

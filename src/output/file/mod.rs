@@ -44,7 +44,7 @@ use worker::{DiskOpener, Opener, WriteSettings};
 /// Compression jobs in flight per writer thread.
 const JOBS_PER_THREAD: usize = 2;
 /// Buffered bytes at which the output stops taking input, at least.
-const MIN_MAX_BUFFERED: usize = 64 << 20;
+const MIN_MAX_BUFFERED: usize = 32 << 20;
 
 impl FileConfig {
     pub fn build(&self, cx: OutputContext) -> Result<OutputTask, BuildError> {
