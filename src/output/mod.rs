@@ -2,8 +2,10 @@
 //! (flushed to a file or stream, accepted by a remote). Each runs as its own
 //! task fed by a bounded channel from the router.
 
+mod file;
 mod stdout;
 
+pub use file::FileConfig;
 pub use stdout::StdoutConfig;
 
 use std::future::Future;
@@ -23,9 +25,10 @@ use crate::source::BuildError;
 #[derive(Debug)]
 pub enum OutputConfig {
     Stdout(StdoutConfig),
+    File(Box<FileConfig>),
 }
 
-const OUTPUT_TYPES: &[&str] = &["stdout"];
+const OUTPUT_TYPES: &[&str] = &["stdout", "file"];
 
 /// A running output; it ends after its input closes and it has flushed.
 pub type OutputTask = Pin<Box<dyn Future<Output = Result<(), BuildError>> + Send>>;
@@ -43,13 +46,16 @@ impl OutputConfig {
     pub fn from_component(
         kind: &toml::Spanned<String>,
         table: ComponentTable<'_>,
-        _file: &SourceFile,
+        file: &SourceFile,
     ) -> Result<Self, Diagnostic> {
         let shared = ["type", "name", "match", "batch", "on_full"];
         match kind.get_ref().as_str() {
             "stdout" => Ok(Self::Stdout(
                 table.deserialize("a `stdout` output", &shared)?,
             )),
+            "file" => Ok(Self::File(Box::new(FileConfig::from_component(
+                table, file,
+            )?))),
             _ => Err(unknown_type(Section::Output, kind, OUTPUT_TYPES)),
         }
     }
@@ -57,12 +63,14 @@ impl OutputConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Stdout(_) => "stdout",
+            Self::File(_) => "file",
         }
     }
 
     pub fn build(&self, cx: OutputContext) -> Result<OutputTask, BuildError> {
         match self {
             Self::Stdout(c) => Ok(c.build(cx)),
+            Self::File(c) => c.build(cx),
         }
     }
 }
