@@ -111,8 +111,12 @@ mod tests {
     #[test]
     fn jitter_is_spread_out() {
         let mut backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(10));
-        let waits: Vec<f64> = (0..200).map(|_| backoff.next_wait(None).as_secs_f64()).collect();
-        let (min, max) = waits.iter().fold((f64::MAX, 0.0_f64), |(lo, hi), &w| (lo.min(w), hi.max(w)));
+        let waits: Vec<f64> = (0..200)
+            .map(|_| backoff.next_wait(None).as_secs_f64())
+            .collect();
+        let (min, max) = waits
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), &w| (lo.min(w), hi.max(w)));
         assert!(min >= 10.0 && max <= 10.0, "capped at max: {min}..{max}");
         let mut free = Backoff::new(Duration::from_secs(10), Duration::from_secs(100));
         let stretched: Vec<f64> = (0..200)
@@ -136,9 +140,15 @@ mod tests {
     #[test]
     fn retry_after_lengthens_but_never_shortens() {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        assert_eq!(backoff.next_wait(Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(
+            backoff.next_wait(Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
         let wait = backoff.next_wait(Some(Duration::from_millis(1)));
         assert!(wait >= Duration::from_millis(1500), "{wait:?}");
-        assert_eq!(backoff.next_wait(Some(Duration::from_secs(86_400))), MAX_RETRY_AFTER);
+        assert_eq!(
+            backoff.next_wait(Some(Duration::from_secs(86_400))),
+            MAX_RETRY_AFTER
+        );
     }
 }

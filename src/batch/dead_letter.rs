@@ -44,7 +44,13 @@ impl DeadLetter {
     pub fn default_path(data_dir: &Path, output: &str) -> PathBuf {
         let safe: String = output
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         data_dir.join("dead-letter").join(format!("{safe}.ndjson"))
     }
@@ -123,12 +129,17 @@ mod tests {
             Record::from_json(raw.into()).unwrap(),
             Ack::none(),
         );
-        dl.write(&[(&event, "status 400: mapper_parsing_exception")]).unwrap();
+        dl.write(&[(&event, "status 400: mapper_parsing_exception")])
+            .unwrap();
         dl.write(&[(&event, "again \"quoted\"")]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert!(lines[0].ends_with(&format!(",\"event\":{raw}}}")), "{}", lines[0]);
+        assert!(
+            lines[0].ends_with(&format!(",\"event\":{raw}}}")),
+            "{}",
+            lines[0]
+        );
         let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(first["reason"], "status 400: mapper_parsing_exception");
         assert_eq!(first["output"], "es/main");

@@ -93,7 +93,9 @@ impl<O: Output> Driver<O> {
         let registry = metrics.metrics().clone();
         Self {
             output,
-            throttle: settings.throttle.map(|(qps, burst)| Throttle::new(qps, burst)),
+            throttle: settings
+                .throttle
+                .map(|(qps, burst)| Throttle::new(qps, burst)),
             settings,
             backoff: Backoff::new(retry.initial_backoff, retry.max_backoff),
             dead_letter,

@@ -47,7 +47,10 @@ impl Output for Scripted {
             .map(|e| e.record.raw().unwrap_or_default().to_owned())
             .collect();
         self.log.0.lock().unwrap().push((Instant::now(), ids));
-        let step = self.steps.pop_front().unwrap_or(Step::Answer(Ok(Delivery::All)));
+        let step = self
+            .steps
+            .pop_front()
+            .unwrap_or(Step::Answer(Ok(Delivery::All)));
         async move {
             match step {
                 Step::Answer(answer) => answer,
@@ -98,7 +101,9 @@ fn start(settings: BatchSettings, steps: Vec<Step>, channel: usize) -> Harness {
         DeadLetter::new(dir.path().join("dead.ndjson"), "test"),
         metrics.component("test"),
     )
-    .with_backoff(Backoff::new(retry.initial_backoff, retry.max_backoff).with_jitter(Jitter::from_seed(7)));
+    .with_backoff(
+        Backoff::new(retry.initial_backoff, retry.max_backoff).with_jitter(Jitter::from_seed(7)),
+    );
     let task = tokio::spawn(driver.run(rx));
     Harness {
         tx,
@@ -137,7 +142,9 @@ async fn full_batches_go_at_once_and_a_partial_one_after_max_wait() {
     let start = Instant::now();
     let (ack, waiter) = Ack::batch();
     for chunk in 0..4 {
-        h.tx.send(events(chunk * 250..(chunk + 1) * 250, &ack)).await.unwrap();
+        h.tx.send(events(chunk * 250..(chunk + 1) * 250, &ack))
+            .await
+            .unwrap();
     }
     ack.settle();
     while h.log.sizes().len() < 3 {
@@ -150,7 +157,11 @@ async fn full_batches_go_at_once_and_a_partial_one_after_max_wait() {
     // The last 200 waited for more until max_wait (30s) ran out.
     assert_eq!(sends[2].0 - start, Duration::from_secs(30));
     let (_, metrics, _) = finish(h, waiter).await;
-    assert!(metrics.render().contains(r#"auditrail_events_out_total{component="test"} 1000"#));
+    assert!(
+        metrics
+            .render()
+            .contains(r#"auditrail_events_out_total{component="test"} 1000"#)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,7 +197,10 @@ async fn throttle_lets_a_burst_through_then_paces_at_qps() {
     assert!(times[..15].iter().all(|t| t.is_zero()), "{times:?}");
     // 20 more at 10 per second: the last leaves 2 s after the burst.
     let last = times[34];
-    assert!(last >= Duration::from_millis(1990) && last <= Duration::from_millis(2010), "{last:?}");
+    assert!(
+        last >= Duration::from_millis(1990) && last <= Duration::from_millis(2010),
+        "{last:?}"
+    );
     // Over any window after the burst, no more than qps batches per second.
     for pair in times[15..].windows(2) {
         let gap = pair[1] - pair[0];
@@ -209,9 +223,18 @@ async fn failed_batches_are_retried_with_growing_jittered_waits() {
         assert!(gap >= base && gap <= base * 1.2, "wait {n}: {gap}");
     }
     let text = metrics.render();
-    assert!(text.contains(r#"auditrail_output_retried_events_total{component="test"} 9"#), "{text}");
-    assert!(text.contains(r#"auditrail_output_requests_total{component="test"} 4"#), "{text}");
-    assert!(text.contains(r#"auditrail_errors_total{component="test"} 3"#), "{text}");
+    assert!(
+        text.contains(r#"auditrail_output_retried_events_total{component="test"} 9"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"auditrail_output_requests_total{component="test"} 4"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"auditrail_errors_total{component="test"} 3"#),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -244,12 +267,18 @@ async fn partial_failures_resend_only_the_failed_events_and_dead_letter_rejected
     assert_eq!(sends.len(), 2);
     assert_eq!(sends[1].1, vec![id(1), id(3)]);
     let dead = std::fs::read_to_string(dir.path().join("dead.ndjson")).unwrap();
-    let lines: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["event"]["n"], 4);
     assert_eq!(lines[0]["reason"], "status 400: mapper_parsing_exception");
     let text = metrics.render();
-    assert!(text.contains(r#"auditrail_events_out_total{component="test"} 5"#), "{text}");
+    assert!(
+        text.contains(r#"auditrail_events_out_total{component="test"} 5"#),
+        "{text}"
+    );
     assert!(
         text.contains(r#"auditrail_events_dropped_total{component="test",reason="rejected"} 1"#),
         "{text}"
@@ -307,7 +336,10 @@ async fn reads_ahead_only_up_to_buffer_size_while_a_batch_is_in_flight() {
     let (ack, _waiter) = Ack::batch();
     let mut accepted = 0;
     for chunk in 0..10 {
-        if h.tx.try_send(events(chunk * 10..(chunk + 1) * 10, &ack)).is_ok() {
+        if h.tx
+            .try_send(events(chunk * 10..(chunk + 1) * 10, &ack))
+            .is_ok()
+        {
             accepted += 1;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

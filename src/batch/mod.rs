@@ -14,6 +14,7 @@ mod driver_tests;
 
 pub use backoff::{Backoff, Jitter};
 pub use dead_letter::{DeadLetter, DeadLetterError};
+pub(crate) use driver::chain as error_chain;
 pub use driver::{Delivery, Driver, Output, OutputError, RetrySettings};
 pub use throttle::Throttle;
 
@@ -123,14 +124,20 @@ impl BatchConfig {
         let max_wait = self.max_wait.map_or(defaults.max_wait, |d| d.0);
         let enabled = self.throttle_enable.unwrap_or(defaults.throttle.is_some());
         let throttle = if enabled {
-            let (default_qps, default_burst) = defaults.throttle.unwrap_or(WEBHOOK_DEFAULTS_THROTTLE);
+            let (default_qps, default_burst) =
+                defaults.throttle.unwrap_or(WEBHOOK_DEFAULTS_THROTTLE);
             let qps = self.throttle_qps.unwrap_or(default_qps);
             let burst = self.throttle_burst.unwrap_or(default_burst);
             if !(qps > 0.0 && qps.is_finite()) {
-                return Err("`batch.throttle_qps` must be greater than 0 when throttling is enabled".into());
+                return Err(
+                    "`batch.throttle_qps` must be greater than 0 when throttling is enabled".into(),
+                );
             }
             if burst == 0 {
-                return Err("`batch.throttle_burst` must be greater than 0 when throttling is enabled".into());
+                return Err(
+                    "`batch.throttle_burst` must be greater than 0 when throttling is enabled"
+                        .into(),
+                );
             }
             Some((qps, burst))
         } else {
@@ -175,10 +182,22 @@ mod tests {
     #[test]
     fn rejects_what_kube_apiserver_rejects() {
         for config in [
-            BatchConfig { max_size: Some(0), ..BatchConfig::default() },
-            BatchConfig { buffer_size: Some(0), ..BatchConfig::default() },
-            BatchConfig { throttle_qps: Some(0.0), ..BatchConfig::default() },
-            BatchConfig { throttle_burst: Some(0), ..BatchConfig::default() },
+            BatchConfig {
+                max_size: Some(0),
+                ..BatchConfig::default()
+            },
+            BatchConfig {
+                buffer_size: Some(0),
+                ..BatchConfig::default()
+            },
+            BatchConfig {
+                throttle_qps: Some(0.0),
+                ..BatchConfig::default()
+            },
+            BatchConfig {
+                throttle_burst: Some(0),
+                ..BatchConfig::default()
+            },
         ] {
             assert!(config.validate().is_err(), "{config:?}");
         }

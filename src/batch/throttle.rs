@@ -71,7 +71,10 @@ mod tests {
         }
         // Ten more tokens at 10 per second take one second.
         let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_millis(999) && elapsed <= Duration::from_millis(1001), "{elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_millis(999) && elapsed <= Duration::from_millis(1001),
+            "{elapsed:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

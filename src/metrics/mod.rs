@@ -98,8 +98,16 @@ impl Metrics {
 
     /// A per-component counter of the family `name` (registered on first
     /// use with `help`), for counters only some components have.
-    pub fn component_counter(&self, name: &'static str, help: &'static str, component: &str) -> Counter {
-        let mut extra = self.extra.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn component_counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        component: &str,
+    ) -> Counter {
+        let mut extra = self
+            .extra
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let family = extra.entry(name).or_insert_with(|| {
             let family = Family::default();
             self.registry

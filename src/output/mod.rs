@@ -2,8 +2,12 @@
 //! (flushed to a file or stream, accepted by a remote). Each runs as its own
 //! task fed by a bounded channel from the router.
 
+pub mod elasticsearch;
+pub mod http;
 mod stdout;
 
+pub use elasticsearch::ElasticsearchConfig;
+pub use http::HttpConfig;
 pub use stdout::StdoutConfig;
 
 use std::future::Future;
@@ -23,9 +27,11 @@ use crate::source::BuildError;
 #[derive(Debug)]
 pub enum OutputConfig {
     Stdout(StdoutConfig),
+    Http(HttpConfig),
+    Elasticsearch(ElasticsearchConfig),
 }
 
-const OUTPUT_TYPES: &[&str] = &["stdout"];
+const OUTPUT_TYPES: &[&str] = &["stdout", "http", "elasticsearch"];
 
 /// A running output; it ends after its input closes and it has flushed.
 pub type OutputTask = Pin<Box<dyn Future<Output = Result<(), BuildError>> + Send>>;
@@ -50,6 +56,19 @@ impl OutputConfig {
             "stdout" => Ok(Self::Stdout(
                 table.deserialize("a `stdout` output", &shared)?,
             )),
+            "http" => {
+                let span = table.span.clone();
+                let config: HttpConfig = table.deserialize("an `http` output", &shared)?;
+                config.validate().map_err(|m| Diagnostic::new(m).at(span))?;
+                Ok(Self::Http(config))
+            }
+            "elasticsearch" => {
+                let span = table.span.clone();
+                let config: ElasticsearchConfig =
+                    table.deserialize("an `elasticsearch` output", &shared)?;
+                config.validate().map_err(|m| Diagnostic::new(m).at(span))?;
+                Ok(Self::Elasticsearch(config))
+            }
             _ => Err(unknown_type(Section::Output, kind, OUTPUT_TYPES)),
         }
     }
@@ -57,12 +76,16 @@ impl OutputConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Stdout(_) => "stdout",
+            Self::Http(_) => "http",
+            Self::Elasticsearch(_) => "elasticsearch",
         }
     }
 
     pub fn build(&self, cx: OutputContext) -> Result<OutputTask, BuildError> {
         match self {
             Self::Stdout(c) => Ok(c.build(cx)),
+            Self::Http(c) => c.build(cx),
+            Self::Elasticsearch(c) => c.build(cx),
         }
     }
 }
