@@ -20,8 +20,11 @@ enum Step {
     Hang,
 }
 
+/// When each request was sent, and the events in it.
+type Sends = Vec<(Instant, Vec<String>)>;
+
 #[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<(Instant, Vec<String>)>>>);
+struct Log(Arc<Mutex<Sends>>);
 
 impl Log {
     fn sends(&self) -> Vec<(Instant, Vec<String>)> {

@@ -2,3 +2,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub, dead_code)]
 
 mod support;
+// An HTTP and `_bulk` server in the test process, with fault injection.
+mod test_server;
+// `type = "http"`: body formats, retries, dead letters, throttling, outages.
+mod http_output;
+// `type = "elasticsearch"`: `_bulk`, per-item retries, ids, 413, endpoints.
+mod elasticsearch;

@@ -93,16 +93,16 @@ impl BulkEncoder {
             Target::Index(template) => write_str(out, template.render(event)),
             Target::DataStream(name) => write_str(out, name),
         }
-        if self.idempotent {
-            if let Some(audit_id) = get("auditID").and_then(as_str) {
-                let mut id = audit_id.into_owned();
-                if let Some(stage) = get("stage").and_then(as_str) {
-                    id.push('-');
-                    id.push_str(&stage);
-                }
-                out.extend_from_slice(b",\"_id\":");
-                write_str(out, &id);
+        if self.idempotent
+            && let Some(audit_id) = get("auditID").and_then(as_str)
+        {
+            let mut id = audit_id.into_owned();
+            if let Some(stage) = get("stage").and_then(as_str) {
+                id.push('-');
+                id.push_str(&stage);
             }
+            out.extend_from_slice(b",\"_id\":");
+            write_str(out, &id);
         }
         out.extend_from_slice(b"}}\n");
 

@@ -6,6 +6,8 @@
 //!   `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[…]}`;
 //! - `ndjson`: one event per line, each line ending in `\n`;
 //! - `json_array`: `[…]`.
+//!
+//! The JSON bodies end with a newline, as kube-apiserver's (Go's encoder) do.
 
 use serde::Deserialize;
 
@@ -52,6 +54,8 @@ impl BodyFormat {
                 if self == BodyFormat::EventList {
                     out.push(b'}');
                 }
+                // kube-apiserver's encoder ends the body with a newline.
+                out.push(b'\n');
             }
             BodyFormat::Ndjson => {
                 for event in events {
@@ -84,7 +88,7 @@ mod tests {
         let b = r#"{"auditID":"b"}"#;
         let body = BodyFormat::EventList.encode(&[event(a), event(b)], 0);
         let expected = format!(
-            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{a},{b}]}}"#
+            "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{a},{b}]}}\n"
         );
         assert_eq!(String::from_utf8(body).unwrap(), expected);
     }
@@ -106,7 +110,7 @@ mod tests {
         );
         assert_eq!(
             BodyFormat::JsonArray.encode(&events, 0),
-            b"[{\"a\":1},{\"b\":2}]"
+            b"[{\"a\":1},{\"b\":2}]\n"
         );
     }
 
@@ -115,6 +119,6 @@ mod tests {
         let mut e = event(r#"{"a":1,"b":2}"#);
         e.record
             .remove(&crate::event::FieldPath::parse("b").unwrap());
-        assert_eq!(BodyFormat::JsonArray.encode(&[e], 0), b"[{\"a\":1}]");
+        assert_eq!(BodyFormat::JsonArray.encode(&[e], 0), b"[{\"a\":1}]\n");
     }
 }

@@ -30,7 +30,7 @@ pub enum KubeconfigError {
     Parse {
         path: PathBuf,
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     #[error("kubeconfig `{}`: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
@@ -102,7 +102,7 @@ pub fn load(path: &Path) -> Result<WebhookTarget, KubeconfigError> {
     })?;
     let config = parse(&text).map_err(|source| KubeconfigError::Parse {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     resolve(config, base).map_err(|message| KubeconfigError::Invalid {
