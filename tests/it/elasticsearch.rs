@@ -252,3 +252,47 @@ batch = {{ max_wait = "100ms" }}
     drop(stdin);
     drop(agent);
 }
+
+/// The shipped index template cannot let bodies explode the mapping:
+/// nothing unlisted is mapped, bodies are not parsed, annotations are one
+/// `flattened` field, and every field is well under the field limit.
+#[test]
+fn shipped_index_template_keeps_bodies_out_of_the_mapping() {
+    let text = std::fs::read_to_string(crate::support::repo(
+        "conf/elasticsearch/audit-index-template.json",
+    ))
+    .unwrap();
+    let template: Value = serde_json::from_str(&text).unwrap();
+    let mappings = &template["template"]["mappings"];
+    assert_eq!(mappings["dynamic"], false);
+    let properties = &mappings["properties"];
+    for body in ["requestObject", "responseObject"] {
+        assert_eq!(properties[body]["enabled"], false, "{body}");
+    }
+    assert_eq!(properties["annotations"]["type"], "flattened");
+    assert_eq!(properties["@timestamp"]["type"], "date");
+    assert_eq!(properties["auditID"]["type"], "keyword");
+    fn count(props: &Value) -> usize {
+        props
+            .as_object()
+            .map_or(0, |o| o.values().map(|f| 1 + count(&f["properties"])).sum())
+    }
+    assert!(count(properties) < 100);
+    // Every top-level field of real events is either mapped or left to `_source`.
+    let lines = std::fs::read_to_string(data("netout/real-apiserver-audit-300.log")).unwrap();
+    let mapped: HashSet<&str> = properties
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for line in lines.lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        for key in event.as_object().unwrap().keys() {
+            assert!(
+                mapped.contains(key.as_str()),
+                "audit field `{key}` has no mapping"
+            );
+        }
+    }
+}
