@@ -2,6 +2,7 @@
 //! component name (never by tag or user: bounded cardinality). Components
 //! keep the handles they need, so counting is one atomic add.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -28,6 +29,9 @@ pub struct Metrics {
     events_out: Family<ComponentLabels, Counter>,
     events_dropped: Family<DropLabels, Counter>,
     errors: Family<ComponentLabels, Counter>,
+    /// Families components add on demand (e.g. output retries), registered
+    /// once per registry however many components use them.
+    extra: Arc<Mutex<HashMap<&'static str, Family<ComponentLabels, Counter>>>>,
 }
 
 /// The handles one component counts with.
@@ -88,7 +92,35 @@ impl Metrics {
             events_out,
             events_dropped,
             errors,
+            extra: Arc::default(),
         }
+    }
+
+    /// A per-component counter of the family `name` (registered on first
+    /// use with `help`), for counters only some components have.
+    pub fn component_counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        component: &str,
+    ) -> Counter {
+        let mut extra = self
+            .extra
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let family = extra.entry(name).or_insert_with(|| {
+            let family = Family::default();
+            self.registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .register(name, help, family.clone());
+            family
+        });
+        family
+            .get_or_create(&ComponentLabels {
+                component: component.to_owned(),
+            })
+            .clone()
     }
 
     /// The handles for one named component.
