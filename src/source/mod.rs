@@ -1,14 +1,16 @@
 //! Sources feed events into the pipeline: `stdin` (JSON lines; the agent
-//! exits when it ends). Each source sends batches through a bounded channel,
+//! exits when it ends) and `http` (kube-apiserver's audit webhook). Each source sends batches through a bounded channel,
 //! so a slow pipeline slows its sources instead of growing memory.
 
 mod bad_line;
 mod decode;
+pub mod http;
 mod lines;
 mod stdin;
 
 pub use bad_line::{BadLine, BadLineKind, BadLineLog};
 pub use decode::{Decoded, Decoder, InputFormat, TimeSpec, parse_time};
+pub use http::HttpConfig;
 pub use lines::{Line, LineSplitter};
 pub use stdin::StdinConfig;
 
@@ -31,9 +33,10 @@ pub const MAX_BATCH: usize = 512;
 #[derive(Debug)]
 pub enum SourceConfig {
     Stdin(StdinConfig),
+    Http(Box<HttpConfig>),
 }
 
-const SOURCE_TYPES: &[&str] = &["stdin"];
+const SOURCE_TYPES: &[&str] = &["stdin", "http"];
 
 impl SourceConfig {
     pub fn from_component(
@@ -43,6 +46,15 @@ impl SourceConfig {
         let shared = ["type", "name"];
         match kind.get_ref().as_str() {
             "stdin" => Ok(Self::Stdin(table.deserialize("a `stdin` source", &shared)?)),
+            "http" => {
+                let span = table.span.clone();
+                let config: HttpConfig = table.deserialize("an `http` source", &shared)?;
+                config.validate().map_err(|d| match d.span {
+                    Some(_) => d,
+                    None => d.at(span.start..span.start + 1),
+                })?;
+                Ok(Self::Http(Box::new(config)))
+            }
             _ => Err(unknown_type(Section::Source, kind, SOURCE_TYPES)),
         }
     }
@@ -51,6 +63,7 @@ impl SourceConfig {
     pub fn tag(&self) -> &str {
         match self {
             Self::Stdin(c) => &c.tag,
+            Self::Http(c) => &c.tag,
         }
     }
 
@@ -58,6 +71,7 @@ impl SourceConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Stdin(_) => "stdin",
+            Self::Http(_) => "http",
         }
     }
 
@@ -65,6 +79,7 @@ impl SourceConfig {
     pub fn build(&self, cx: SourceContext) -> Result<SourceTask, BuildError> {
         match self {
             Self::Stdin(c) => Ok(c.build(cx)),
+            Self::Http(c) => c.build(cx),
         }
     }
 }

@@ -9,7 +9,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_auditrail");
 
 /// Test data shipped in the repository.
 pub fn data(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(path)
 }
 
 /// Repository root (for `examples/`, `conf/`).
@@ -55,9 +57,17 @@ impl Agent {
 
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Self {
         let path = dir.path().join("auditrail.toml");
-        std::fs::write(&path, config.replace("{dir}", &dir.path().display().to_string())).expect("write config");
+        std::fs::write(
+            &path,
+            config.replace("{dir}", &dir.path().display().to_string()),
+        )
+        .expect("write config");
         let child = spawn_run(&path, Stdio::null());
-        Self { child, dir, config: path }
+        Self {
+            child,
+            dir,
+            config: path,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -98,8 +108,7 @@ impl Agent {
     pub fn kill(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 }
 
