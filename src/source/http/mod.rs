@@ -36,6 +36,8 @@ mod error;
 mod handler;
 mod server;
 mod tag;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 pub use error::IngestError;
