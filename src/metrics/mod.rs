@@ -16,6 +16,12 @@ pub struct ComponentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResponseLabels {
+    pub component: String,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {
     pub component: String,
     pub reason: String,
@@ -32,6 +38,7 @@ pub struct Metrics {
     /// Families components add on demand (e.g. output retries), registered
     /// once per registry however many components use them.
     extra: Arc<Mutex<HashMap<&'static str, Family<ComponentLabels, Counter>>>>,
+    http_responses: Family<ResponseLabels, Counter>,
 }
 
 /// The handles one component counts with.
@@ -66,6 +73,7 @@ impl Metrics {
         let events_out = Family::default();
         let events_dropped = Family::default();
         let errors = Family::default();
+        let http_responses = Family::default();
         registry.register(
             "events_in",
             "Events received by a component (read by a source, taken by an output)",
@@ -86,6 +94,11 @@ impl Metrics {
             "Errors per component (bad input lines, failed writes or requests, expression errors)",
             errors.clone(),
         );
+        registry.register(
+            "http_responses",
+            "Replies of an http source by status code (429: the pipeline was full)",
+            http_responses.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             events_in,
@@ -93,6 +106,7 @@ impl Metrics {
             events_dropped,
             errors,
             extra: Arc::default(),
+            http_responses,
         }
     }
 
@@ -164,6 +178,17 @@ impl ComponentMetrics {
             .get_or_create(&DropLabels {
                 component: self.name.to_string(),
                 reason: reason.to_owned(),
+            })
+            .clone()
+    }
+
+    /// The counter of replies with status `code` this component sent.
+    pub fn http_response(&self, code: u16) -> Counter {
+        self.metrics
+            .http_responses
+            .get_or_create(&ResponseLabels {
+                component: self.name.to_string(),
+                code,
             })
             .clone()
     }

@@ -1,16 +1,19 @@
 //! Sources feed events into the pipeline: `tail` (log files, with positions
-//! that survive restarts and rotation) and `stdin` (JSON lines; the agent
-//! exits when it ends). Each source sends batches through a bounded channel,
+//! that survive restarts and rotation), `http` (kube-apiserver's audit
+//! webhook) and `stdin` (JSON lines; the agent exits when it ends). Each
+//! source sends batches through a bounded channel,
 //! so a slow pipeline slows its sources instead of growing memory.
 
 mod bad_line;
 mod decode;
+pub mod http;
 mod lines;
 mod stdin;
 pub mod tail;
 
 pub use bad_line::{BadLine, BadLineKind, BadLineLog};
 pub use decode::{Decoded, Decoder, InputFormat, TimeSpec, parse_time};
+pub use http::HttpConfig;
 pub use lines::{Line, LineSplitter};
 pub use stdin::StdinConfig;
 pub use tail::TailConfig;
@@ -35,9 +38,10 @@ pub const MAX_BATCH: usize = 512;
 pub enum SourceConfig {
     Stdin(StdinConfig),
     Tail(TailConfig),
+    Http(Box<HttpConfig>),
 }
 
-const SOURCE_TYPES: &[&str] = &["stdin", "tail"];
+const SOURCE_TYPES: &[&str] = &["stdin", "tail", "http"];
 
 impl SourceConfig {
     pub fn from_component(
@@ -52,6 +56,15 @@ impl SourceConfig {
                 config.validate()?;
                 Ok(Self::Tail(config))
             }
+            "http" => {
+                let span = table.span.clone();
+                let config: HttpConfig = table.deserialize("an `http` source", &shared)?;
+                config.validate().map_err(|d| match d.span {
+                    Some(_) => d,
+                    None => d.at(span.start..span.start + 1),
+                })?;
+                Ok(Self::Http(Box::new(config)))
+            }
             _ => Err(unknown_type(Section::Source, kind, SOURCE_TYPES)),
         }
     }
@@ -61,6 +74,7 @@ impl SourceConfig {
         match self {
             Self::Stdin(c) => &c.tag,
             Self::Tail(c) => c.tag.get_ref(),
+            Self::Http(c) => &c.tag,
         }
     }
 
@@ -69,6 +83,7 @@ impl SourceConfig {
         match self {
             Self::Stdin(_) => "stdin",
             Self::Tail(_) => "tail",
+            Self::Http(_) => "http",
         }
     }
 
@@ -83,6 +98,7 @@ impl SourceConfig {
         match self {
             Self::Stdin(c) => Ok(c.build(cx)),
             Self::Tail(c) => c.build(cx),
+            Self::Http(c) => c.build(cx),
         }
     }
 }

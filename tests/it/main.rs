@@ -9,5 +9,6 @@ mod config_errors; // broken configs and their exact file:line:col diagnostics
 mod elasticsearch; // `type = "elasticsearch"`: `_bulk`, per-item retries, ids, 413, endpoints
 mod file_output; // the `file` output: per-namespace gzip files, crashes, rotation, a failing disk
 mod http_output; // `type = "http"`: body formats, retries, dead letters, throttling, outages
+mod http_source; // the audit webhook receiver: fixtures, bad input, TLS, retries
 mod seed_scenarios; // the fluentd and logstash seed scenarios from examples/
 mod tail; // the tail source: positions, rotation, crashes, bad input
