@@ -27,7 +27,7 @@ pub use error::{EvalError, ParseError};
 pub use eval::{Captures, EvalContext, is_truthy};
 pub use functions::{FUNCTIONS, Function, as_text};
 pub use parse::{MAX_COMPLEXITY, MAX_NESTING};
-pub use template::{Part, Template, TemplateKind, TimeField};
+pub use template::{MAX_HOLE_BYTES, PLACEHOLDER, Part, Template, TemplateKind, TimeField};
 
 use eval::Evaluator;
 

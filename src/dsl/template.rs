@@ -20,8 +20,9 @@ pub enum TemplateKind {
     /// Tags and field values: `%` is literal text.
     Plain,
     /// File paths and index names: `%Y` etc. are fields of the event time,
-    /// and a hole's text cannot add path separators (`/` and `\` become
-    /// `_`; a hole that is only dots becomes underscores).
+    /// and a hole's text stays inside one path component: separators,
+    /// control characters and leading dots become `_`, empty becomes `_`,
+    /// and it is cut at [`MAX_HOLE_BYTES`].
     Path,
 }
 
@@ -179,6 +180,37 @@ impl Template {
     /// Appends the rendering for one event to `out`. On error `out` may hold
     /// a partial rendering; callers reuse buffers and clear them anyway.
     pub fn render(&self, cx: &EvalContext<'_>, out: &mut String) -> Result<(), EvalError> {
+        self.render_with(cx, out, |error, _| Err(error))
+    }
+
+    /// Renders for an output, which must name a file or an index for every
+    /// event: a hole that is null or fails to evaluate writes
+    /// [`PLACEHOLDER`] and rendering goes on, so `out` always holds a whole
+    /// rendering. Returns the first failure, for the caller to count.
+    pub fn render_or_placeholder(
+        &self,
+        cx: &EvalContext<'_>,
+        out: &mut String,
+    ) -> Option<EvalError> {
+        let mut first = None;
+        let rendered = self.render_with(cx, out, |error, out| {
+            out.push_str(PLACEHOLDER);
+            first.get_or_insert(error);
+            Ok(())
+        });
+        // The callback never fails, so neither does rendering.
+        debug_assert!(rendered.is_ok());
+        first
+    }
+
+    /// Renders every part; `on_error` decides what a failing hole does
+    /// (evaluation writes nothing before it fails, so `out` is clean).
+    fn render_with(
+        &self,
+        cx: &EvalContext<'_>,
+        out: &mut String,
+        mut on_error: impl FnMut(EvalError, &mut String) -> Result<(), EvalError>,
+    ) -> Result<(), EvalError> {
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
@@ -189,7 +221,11 @@ impl Template {
                         self.push_value_text(out, text);
                     }
                 }
-                Part::Hole(node) => self.render_hole(node, cx, out)?,
+                Part::Hole(node) => {
+                    if let Err(error) = self.render_hole(node, cx, out) {
+                        on_error(error, out)?;
+                    }
+                }
                 Part::Time(field) => render_time(field, cx, out),
             }
         }
@@ -272,22 +308,44 @@ fn spec_len(after: &str) -> usize {
     }
 }
 
-/// Keeps a hole from adding path structure: separators become `_`, and a
-/// value of only dots (`.`, `..`) becomes underscores.
+/// Longest text one hole may add to a path, in bytes: a path component
+/// may not exceed 255 bytes on common file systems, and the template's own
+/// text shares the component.
+pub const MAX_HOLE_BYTES: usize = 128;
+
+/// What [`Template::render_or_placeholder`] writes for a hole that fails,
+/// and what an empty hole becomes in a path.
+pub const PLACEHOLDER: &str = "_";
+
+/// Keeps a hole's text (from `start` on) inside one path component, so no
+/// event can steer a path elsewhere: `/`, `\`, NUL and other control
+/// characters become `_`, as do leading dots (no `.`, `..` or hidden
+/// files); an empty value becomes `_`; the text is cut at
+/// [`MAX_HOLE_BYTES`] on a character boundary.
 fn sanitize_from(out: &mut String, start: usize) {
     let added = &out[start..];
-    let only_dots = !added.is_empty() && added.bytes().all(|b| b == b'.');
-    if !only_dots && !added.contains(['/', '\\', '\0']) {
+    let is_unsafe = |c: char| matches!(c, '/' | '\\') || c.is_control();
+    // Most values (namespaces, user names) need nothing: check before copying.
+    if !added.is_empty()
+        && added.len() <= MAX_HOLE_BYTES
+        && !added.starts_with('.')
+        && !added.contains(is_unsafe)
+    {
         return;
     }
-    let cleaned: String = added
-        .chars()
-        .map(|c| match c {
-            '/' | '\\' | '\0' => '_',
-            '.' if only_dots => '_',
-            c => c,
-        })
-        .collect();
+    let mut cleaned = String::with_capacity(added.len().min(MAX_HOLE_BYTES));
+    let mut leading = true;
+    for c in added.chars() {
+        leading &= c == '.';
+        let c = if leading || is_unsafe(c) { '_' } else { c };
+        if cleaned.len() + c.len_utf8() > MAX_HOLE_BYTES {
+            break;
+        }
+        cleaned.push(c);
+    }
+    if cleaned.is_empty() {
+        cleaned.push_str(PLACEHOLDER);
+    }
     out.truncate(start);
     out.push_str(&cleaned);
 }

@@ -2,7 +2,6 @@
 //! is synchronous and per event: it passes the event on, reroutes it (a new
 //! tag, routed again from the top), or discards it (which settles its ack).
 
-mod eval_errors;
 mod remove;
 mod rename;
 mod rewrite_tag;

@@ -15,12 +15,12 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::eval_errors::EvalErrors;
 use super::set::{OrderedPairs, field_path};
 use super::{Filter, FilterOutput};
 use crate::config::Diagnostic;
 use crate::event::{Event, FieldPath};
 use crate::metrics::ComponentMetrics;
+use crate::metrics::EvalErrors;
 
 /// The raw `rename` table.
 #[derive(Debug, Clone, Deserialize)]

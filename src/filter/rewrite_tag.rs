@@ -28,7 +28,6 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::eval_errors::EvalErrors;
 use super::set::field_path;
 use super::{Filter, FilterOutput};
 use crate::config::{Diagnostic, SourceFile};
@@ -37,6 +36,7 @@ use crate::dsl::{
 };
 use crate::event::{Event, FieldPath, Record, Tag};
 use crate::metrics::ComponentMetrics;
+use crate::metrics::EvalErrors;
 use crate::pipeline::{MAX_HOPS, TagPattern};
 
 /// The raw `rewrite_tag` table: exactly one of `tag` and `rules`.

@@ -19,12 +19,12 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use toml::Spanned;
 
-use super::eval_errors::EvalErrors;
 use super::{Filter, FilterOutput};
 use crate::config::{Diagnostic, SourceFile};
 use crate::dsl::{EvalContext, Expr};
 use crate::event::{Event, FieldPath};
 use crate::metrics::ComponentMetrics;
+use crate::metrics::EvalErrors;
 
 /// The raw `set` table.
 #[derive(Debug, Clone, Deserialize)]

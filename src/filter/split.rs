@@ -19,12 +19,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use super::eval_errors::EvalErrors;
 use super::set::field_path;
 use super::{Filter, FilterOutput};
 use crate::config::Diagnostic;
 use crate::event::{Event, FieldPath, Record};
 use crate::metrics::ComponentMetrics;
+use crate::metrics::EvalErrors;
 
 /// The raw `split` table.
 #[derive(Debug, Clone, Deserialize)]

@@ -17,12 +17,12 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::eval_errors::EvalErrors;
 use super::{Filter, FilterOutput};
 use crate::config::{Diagnostic, SourceFile};
 use crate::dsl::{EvalContext, Expr};
 use crate::event::Event;
 use crate::metrics::ComponentMetrics;
+use crate::metrics::EvalErrors;
 
 /// The raw `where` table.
 #[derive(Debug, Clone, Deserialize)]

@@ -2,6 +2,10 @@
 //! component name (never by tag or user: bounded cardinality). Components
 //! keep the handles they need, so counting is one atomic add.
 
+mod eval_errors;
+
+pub(crate) use eval_errors::EvalErrors;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

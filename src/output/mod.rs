@@ -68,13 +68,9 @@ impl OutputConfig {
                 config.validate().map_err(|m| Diagnostic::new(m).at(span))?;
                 Ok(Self::Http(config))
             }
-            "elasticsearch" => {
-                let span = table.span.clone();
-                let config: ElasticsearchConfig =
-                    table.deserialize("an `elasticsearch` output", &shared)?;
-                config.validate().map_err(|m| Diagnostic::new(m).at(span))?;
-                Ok(Self::Elasticsearch(config))
-            }
+            "elasticsearch" => Ok(Self::Elasticsearch(ElasticsearchConfig::from_component(
+                table, file, &shared,
+            )?)),
             _ => Err(unknown_type(Section::Output, kind, OUTPUT_TYPES)),
         }
     }

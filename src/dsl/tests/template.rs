@@ -1,5 +1,5 @@
 use super::{record, time};
-use crate::dsl::{Captures, EvalContext, EvalError, Part, Template, TemplateKind};
+use crate::dsl::{Captures, EvalContext, EvalError, MAX_HOLE_BYTES, Part, Template, TemplateKind};
 use crate::event::Tag;
 
 const EVENT: &str = r#"{"objectRef":{"namespace":"kube-system"},"user":{"username":"system:node:a/b"},
@@ -86,6 +86,86 @@ fn path_holes_cannot_add_directories() {
     assert_eq!(path("/var/log/${\"a\\\\b\"}"), "/var/log/a_b");
     // Plain templates keep the text as it is.
     assert_eq!(render("${user.username}"), "system:node:a/b");
+}
+
+/// Hostile values from the file output's old sanitiser table: every one
+/// stays inside a single path component.
+#[test]
+fn hostile_path_values_stay_in_one_component() {
+    let hostile = [
+        ("../../etc/passwd", "___.._etc_passwd"),
+        ("/etc/shadow", "_etc_shadow"),
+        ("..", "__"),
+        (".", "_"),
+        ("", "_"),
+        ("a\u{0}b", "a_b"),
+        ("a\\..\\b", "a_.._b"),
+        ("line\nbreak", "line_break"),
+        ("tab\tand\u{7f}del\u{85}nel", "tab_and_del_nel"),
+        (".hidden", "_hidden"),
+        ("...x.y", "___x.y"),
+    ];
+    for (value, expected) in hostile {
+        let json = serde_json::json!({ "ns": value }).to_string();
+        assert_eq!(
+            render_kind("/base/${ns}.log", TemplateKind::Path, &json).unwrap(),
+            format!("/base/{expected}.log"),
+            "{value:?}"
+        );
+    }
+    // Numbers, lists and objects are JSON text, sanitised the same way.
+    let json = r#"{"o":{"a":"/x"}}"#;
+    assert_eq!(
+        render_kind("/b/${o}", TemplateKind::Path, json).unwrap(),
+        r#"/b/{"a":"_x"}"#
+    );
+}
+
+#[test]
+fn hostile_tags_stay_in_one_component() {
+    let template = Template::compile("/base/${tag}/${tag_parts[1]}", TemplateKind::Path).unwrap();
+    let record = record("{}");
+    for (tag, expected) in [("..", "/base/__/_"), ("../..", "/base/___../_")] {
+        let tag = Tag::new(tag);
+        let cx = EvalContext::new(&record, &tag, time());
+        assert_eq!(template.render_to_string(&cx).unwrap(), expected, "{tag:?}");
+    }
+}
+
+#[test]
+fn long_path_values_are_cut_on_a_character_boundary() {
+    let json = serde_json::json!({ "ns": "é".repeat(300) }).to_string();
+    let out = render_kind("/b/${ns}", TemplateKind::Path, &json).unwrap();
+    let hole = out.strip_prefix("/b/").unwrap();
+    assert_eq!(hole, "é".repeat(MAX_HOLE_BYTES / 2));
+    // Plain templates (tags) are not cut.
+    let out = render_kind("${ns}", TemplateKind::Plain, &json).unwrap();
+    assert_eq!(out.len(), 600);
+}
+
+/// Outputs must name a file or index for every event: a failing hole
+/// becomes `_`, the rest still renders, and the first failure is reported.
+#[test]
+fn render_or_placeholder_always_renders_and_reports_the_first_failure() {
+    let template = Template::compile(
+        "/l/${tag_parts[5]}/${lower(list)}/${objectRef.namespace}.%Y",
+        TemplateKind::Path,
+    )
+    .unwrap();
+    let record = record(EVENT);
+    let tag = Tag::new("audit.web");
+    let cx = EvalContext::new(&record, &tag, time());
+    let mut out = String::new();
+    let error = template.render_or_placeholder(&cx, &mut out);
+    assert_eq!(out, "/l/_/_/kube-system.2024");
+    assert_eq!(
+        error.map(|e| e.to_string()).as_deref(),
+        Some("template hole `tag_parts[5]` is null or missing; give a default with `??`")
+    );
+    let template = Template::compile("/l/${tag}", TemplateKind::Path).unwrap();
+    let mut out = String::new();
+    assert!(template.render_or_placeholder(&cx, &mut out).is_none());
+    assert_eq!(out, "/l/audit.web");
 }
 
 #[test]

@@ -17,14 +17,14 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::index::IndexTemplate;
+use super::index::IndexName;
 use crate::event::Event;
 
 /// Where documents go.
 #[derive(Debug, Clone)]
 pub enum Target {
     /// An index name template (one index per day by default).
-    Index(IndexTemplate),
+    Index(Box<IndexName>),
     /// A data stream: always `create`, and `@timestamp` is required.
     DataStream(String),
 }
@@ -228,7 +228,9 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dsl::{Template, TemplateKind};
     use crate::event::{Ack, FieldPath, Record, Tag};
+    use crate::metrics::{EvalErrors, Metrics};
     use chrono::{DateTime, Utc};
 
     const EVENT: &str = r#"{"kind":"Event","auditID":"6f1c","stage":"ResponseComplete","requestURI":"/api?a=1\u0026b=2","requestObject":{"spec":[1,2]},"responseObject":{"status":"Success"},"stageTimestamp":"2026-11-22T10:00:00.123456Z"}"#;
@@ -244,9 +246,14 @@ mod tests {
         )
     }
 
+    fn index_name(text: &str) -> IndexName {
+        let template = Template::compile(text, TemplateKind::Path).unwrap();
+        IndexName::new(template, EvalErrors::new(Metrics::new().component("es")))
+    }
+
     fn encoder(encode_bodies: bool) -> BulkEncoder {
-        let index = IndexTemplate::parse("kube-audit-%Y.%m.%d").unwrap();
-        BulkEncoder::new(Target::Index(index), true, encode_bodies)
+        let index = index_name("kube-audit-%Y.%m.%d");
+        BulkEncoder::new(Target::Index(Box::new(index)), true, encode_bodies)
     }
 
     fn lines(out: &[u8]) -> Vec<&str> {
@@ -331,8 +338,9 @@ mod tests {
             r#"{"create":{"_index":"logs-k8s.audit-default"}}"#
         );
         let mut out = Vec::new();
-        let index = IndexTemplate::parse("a").unwrap();
-        BulkEncoder::new(Target::Index(index), false, false).encode(&[event(EVENT)], &mut out);
+        let index = index_name("a");
+        BulkEncoder::new(Target::Index(Box::new(index)), false, false)
+            .encode(&[event(EVENT)], &mut out);
         assert_eq!(lines(&out)[0], r#"{"index":{"_index":"a"}}"#);
     }
 }

@@ -1,123 +1,98 @@
-//! Index names from a small template: strftime specifiers (`%Y.%m.%d`) of the
-//! event time in UTC, and `${field.path}` or `${tag}` parts. Kept narrow on
-//! purpose: the config DSL's templates can replace it behind the same
-//! `parse`/`render` pair.
+//! Index names: the `index` key is a DSL path template (strftime fields of
+//! the event time in UTC, `${...}` holes with the whole expression
+//! language), rendered per event, then made a valid index name by
+//! Elasticsearch's own rules: lowercase, and `\ / * ? " < > | , #` `:` and
+//! spaces replaced by `_`.
 
-use std::fmt::Write as _;
+use crate::dsl::{EvalContext, Part, Template};
+use crate::event::Event;
+use crate::metrics::EvalErrors;
 
-use chrono::format::{Item, StrftimeItems};
-use serde_json::Value;
+/// Characters Elasticsearch forbids in index names (plus `:`, reserved for
+/// cross-cluster search, and space).
+const FORBIDDEN: [char; 12] = ['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
 
-use crate::event::{Event, FieldPath};
-
-/// A parsed index-name template.
+/// Renders one index name per event, remembering the last one.
 #[derive(Debug, Clone)]
-pub struct IndexTemplate {
-    parts: Vec<Part>,
-    /// With no field parts and no sub-second specifiers, names change at
-    /// most once a second: remember the last one.
-    cacheable: bool,
-    cache: Option<(i64, String)>,
+pub struct IndexName {
+    template: Template,
+    /// With only text and whole-second (or coarser) time fields, the name
+    /// can change at most once a second: a batch mostly reuses the last one.
+    by_second: bool,
+    /// The event second the name was rendered for, when `by_second`.
+    rendered_for: Option<i64>,
+    name: String,
+    errors: EvalErrors,
 }
 
-#[derive(Debug, Clone)]
-enum Part {
-    Text(String),
-    Time(Vec<Item<'static>>),
-    Field(FieldPath),
-    Tag,
-}
-
-impl IndexTemplate {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix("${") {
-                let end = after
-                    .find('}')
-                    .ok_or_else(|| format!("`${{` without a closing `}}` in index `{text}`"))?;
-                let name = after[..end].trim();
-                parts.push(if name == "tag" {
-                    Part::Tag
-                } else {
-                    Part::Field(
-                        FieldPath::parse(name).map_err(|e| {
-                            format!("invalid field `{name}` in index `{text}`: {e:?}")
-                        })?,
-                    )
-                });
-                rest = &after[end + 1..];
-            } else {
-                let end = rest.find("${").unwrap_or(rest.len());
-                let chunk = &rest[..end];
-                if chunk.contains('%') {
-                    let items = StrftimeItems::new(chunk)
-                        .parse_to_owned()
-                        .map_err(|_| format!("invalid strftime specifier in index `{text}`"))?;
-                    parts.push(Part::Time(items));
-                } else {
-                    parts.push(Part::Text(chunk.to_owned()));
-                }
-                rest = &rest[end..];
-            }
+impl IndexName {
+    /// `errors` counts and logs holes that fail (they render as `_`).
+    pub(crate) fn new(template: Template, errors: EvalErrors) -> Self {
+        let by_second = template.parts().iter().all(|part| match part {
+            Part::Text(_) => true,
+            Part::Time(field) => !is_sub_second(field.spec()),
+            Part::Hole(_) | Part::Capture(_) => false,
+        });
+        Self {
+            template,
+            by_second,
+            rendered_for: None,
+            name: String::new(),
+            errors,
         }
-        let sub_second = ["%f", "%.", "%3f", "%6f", "%9f", "%s"]
-            .iter()
-            .any(|s| text.contains(s));
-        let cacheable = !sub_second
-            && parts
-                .iter()
-                .all(|p| matches!(p, Part::Text(_) | Part::Time(_)));
-        Ok(Self {
-            parts,
-            cacheable,
-            cache: None,
-        })
     }
 
-    /// The index name for `event`: lowercase, with characters Elasticsearch
-    /// forbids in index names replaced by `_`.
+    /// The index name for `event`.
     pub fn render(&mut self, event: &Event) -> &str {
         let second = event.time.timestamp();
-        if self.cacheable && self.cache.as_ref().is_some_and(|(s, _)| *s == second) {
-            return self.cache.as_ref().map_or("", |(_, name)| name.as_str());
+        if self.by_second && self.rendered_for == Some(second) {
+            return &self.name;
         }
-        let mut name = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(text) => name.push_str(text),
-                Part::Time(items) => {
-                    let _ = write!(name, "{}", event.time.format_with_items(items.iter()));
-                }
-                Part::Tag => name.push_str(event.tag.as_str()),
-                Part::Field(path) => match event.record.get(path).as_deref() {
-                    Some(Value::String(s)) if !s.is_empty() => name.push_str(s),
-                    Some(Value::Number(n)) => name.push_str(&n.to_string()),
-                    Some(Value::Bool(b)) => name.push_str(if *b { "true" } else { "false" }),
-                    _ => name.push_str("none"),
-                },
-            }
+        self.name.clear();
+        let cx = EvalContext::new(&event.record, &event.tag, event.time);
+        if let Some(error) = self.template.render_or_placeholder(&cx, &mut self.name) {
+            self.errors.record(&error, "used `_` for the failing hole");
         }
-        let name = sanitize(&name);
-        &self.cache.insert((second, name)).1
+        apply_index_rules(&mut self.name);
+        self.rendered_for = self.by_second.then_some(second);
+        &self.name
     }
 }
 
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':' => '_',
-            c => c.to_ascii_lowercase(),
+/// Sub-second fields (`%f`, `%.3f`, `%3f`) change within a second.
+fn is_sub_second(spec: &str) -> bool {
+    spec.ends_with('f')
+}
+
+/// Lowercases `name` and replaces forbidden characters with `_`, in place
+/// when nothing needs to change (the common case).
+fn apply_index_rules(name: &mut String) {
+    let needs_change = |c: char| c.is_uppercase() || FORBIDDEN.contains(&c);
+    if !name.contains(needs_change) {
+        return;
+    }
+    let cleaned: String = name
+        .chars()
+        .flat_map(|c| {
+            let c = if FORBIDDEN.contains(&c) { '_' } else { c };
+            c.to_lowercase()
         })
-        .collect()
+        .collect();
+    *name = cleaned;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dsl::TemplateKind;
     use crate::event::{Ack, Record, Tag};
+    use crate::metrics::Metrics;
     use chrono::{DateTime, Utc};
+
+    fn index(text: &str) -> IndexName {
+        let template = Template::compile(text, TemplateKind::Path).unwrap();
+        IndexName::new(template, EvalErrors::new(Metrics::new().component("es")))
+    }
 
     fn event(raw: &str, time: &str) -> Event {
         Event::new(
@@ -132,7 +107,7 @@ mod tests {
 
     #[test]
     fn dates_come_from_the_event_time_in_utc() {
-        let mut t = IndexTemplate::parse("kube-audit-%Y.%m.%d").unwrap();
+        let mut t = index("kube-audit-%Y.%m.%d");
         // 23:59:59.999999 at +00:00 and a minute later at +02:00 (still the
         // 22nd in UTC) both land in the UTC day.
         let late = event("{}", "2026-11-22T23:59:59.999999Z");
@@ -145,7 +120,7 @@ mod tests {
 
     #[test]
     fn fields_and_tag_are_lowercased_and_sanitised() {
-        let mut t = IndexTemplate::parse("audit-${objectRef.namespace}-${tag}-%Y").unwrap();
+        let mut t = index(r#"audit-${objectRef.namespace ?? "none"}-${tag}-%Y"#);
         let e = event(
             r#"{"objectRef":{"namespace":"Kube System"}}"#,
             "2026-01-02T03:04:05Z",
@@ -153,11 +128,30 @@ mod tests {
         assert_eq!(t.render(&e), "audit-kube_system-audit.prod-2026");
         let none = event("{}", "2026-01-02T03:04:05Z");
         assert_eq!(t.render(&none), "audit-none-audit.prod-2026");
+        // Without a default, a missing field is `_` and an error is counted.
+        let metrics = Metrics::new().component("es");
+        let template = Template::compile("audit-${objectRef.namespace}", TemplateKind::Path);
+        let mut t = IndexName::new(template.unwrap(), EvalErrors::new(metrics.clone()));
+        assert_eq!(t.render(&none), "audit-_");
+        assert_eq!(metrics.errors.get(), 1);
+        // Holes cannot add path structure, text keeps the index rules.
+        let e = event(r#"{"u":"a/b:C"}"#, "2026-01-02T03:04:05Z");
+        assert_eq!(index("X*Y-${u}").render(&e), "x_y-a_b_c");
     }
 
     #[test]
-    fn bad_templates_are_refused() {
-        assert!(IndexTemplate::parse("a-${oops").is_err());
-        assert!(IndexTemplate::parse("a-%Q").is_err());
+    fn the_full_expression_language_is_available() {
+        let mut t = index(r#"audit-${lower(user.username) ?? "anonymous"}-%Y.%m"#);
+        let e = event(r#"{"user":{"username":"Alice"}}"#, "2026-01-02T03:04:05Z");
+        assert_eq!(t.render(&e), "audit-alice-2026.01");
+    }
+
+    #[test]
+    fn names_are_reused_within_a_second_only_without_holes() {
+        let t = index("kube-audit-%Y.%m.%d");
+        assert!(t.by_second);
+        assert!(!index("a-${tag}").by_second);
+        assert!(!index("a-%.3f").by_second);
+        assert!(index("a-%s").by_second);
     }
 }

@@ -30,7 +30,7 @@ mod index;
 mod retry;
 
 pub use bulk::{BulkEncoder, Target};
-pub use index::IndexTemplate;
+pub use index::IndexName;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -40,6 +40,7 @@ use prometheus_client::metrics::counter::Counter;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use serde::Deserialize;
 use tokio::time::Instant;
+use toml::Spanned;
 
 use super::http::check_url;
 use super::http::client::{
@@ -50,8 +51,10 @@ use super::{OutputContext, OutputTask};
 use crate::batch::{
     DeadLetter, Delivery, Driver, Output, OutputError, RetrySettings, WEBHOOK_DEFAULTS,
 };
-use crate::config::Duration;
+use crate::config::{ComponentTable, Diagnostic, Duration, SourceFile};
+use crate::dsl::{Template, TemplateKind};
 use crate::event::Event;
+use crate::metrics::EvalErrors;
 use crate::source::BuildError;
 
 /// The `elasticsearch` output's settings.
@@ -60,9 +63,12 @@ use crate::source::BuildError;
 pub struct ElasticsearchConfig {
     /// Base URLs of the cluster's nodes (or of a load balancer), used in turn.
     pub endpoints: Vec<String>,
-    /// Index name template: strftime of the event time in UTC, and
-    /// `${field.path}` / `${tag}` parts. Default `kube-audit-%Y.%m.%d`.
-    pub index: Option<String>,
+    /// Index name: a path template in the expression language
+    /// (`docs/dsl.md`), with strftime fields of the event time in UTC and
+    /// `${...}` holes (`${tag}`, `${objectRef.namespace ?? "none"}`). The
+    /// result is lowercased and characters Elasticsearch forbids become `_`.
+    /// Default `kube-audit-%Y.%m.%d`.
+    pub index: Option<Spanned<String>>,
     /// Write to this data stream instead of `index`.
     pub data_stream: Option<String>,
     /// Ingest pipeline to run on every document.
@@ -130,6 +136,22 @@ const DEFAULT_INDEX: &str = "kube-audit-%Y.%m.%d";
 const FILTER_PATH: &str = "errors,items.*.status,items.*.error";
 
 impl ElasticsearchConfig {
+    /// Reads an `[[output]]` table: errors in `index` point at the exact
+    /// character inside the string.
+    pub fn from_component(
+        table: ComponentTable<'_>,
+        file: &SourceFile,
+        shared: &[&str],
+    ) -> Result<Self, Diagnostic> {
+        let span = table.span.clone();
+        let config: Self = table.deserialize("an `elasticsearch` output", shared)?;
+        if let Some(index) = &config.index {
+            Template::from_config(file, index, TemplateKind::Path)?;
+        }
+        config.validate().map_err(|m| Diagnostic::new(m).at(span))?;
+        Ok(config)
+    }
+
     /// Checks what can be checked without touching files.
     pub fn validate(&self) -> Result<(), String> {
         if self.endpoints.is_empty() {
@@ -141,19 +163,25 @@ impl ElasticsearchConfig {
         if self.index.is_some() && self.data_stream.is_some() {
             return Err("set either `index` or `data_stream`, not both".into());
         }
-        self.target()?;
+        if self.data_stream.is_none() {
+            self.index_template()?;
+        }
         if self.compress_level > 9 {
             return Err("`compress_level` goes from 0 to 9".into());
         }
         Ok(())
     }
 
-    fn target(&self) -> Result<Target, String> {
+    fn index_template(&self) -> Result<Template, String> {
+        let text = self.index.as_ref().map_or(DEFAULT_INDEX, |i| i.get_ref());
+        Template::compile(text, TemplateKind::Path)
+            .map_err(|e| format!("invalid `index` template `{text}`: {e}"))
+    }
+
+    fn target(&self, errors: EvalErrors) -> Result<Target, String> {
         Ok(match &self.data_stream {
             Some(name) => Target::DataStream(name.clone()),
-            None => Target::Index(IndexTemplate::parse(
-                self.index.as_deref().unwrap_or(DEFAULT_INDEX),
-            )?),
+            None => Target::Index(Box::new(IndexName::new(self.index_template()?, errors))),
         })
     }
 
@@ -270,7 +298,9 @@ impl ElasticsearchOutput {
             }
             bulk_urls.push(url);
         }
-        let target = config.target().map_err(EsSetupError::Invalid)?;
+        let target = config
+            .target(EvalErrors::new(cx.metrics.clone()))
+            .map_err(EsSetupError::Invalid)?;
         Ok(Self {
             client,
             endpoints: Endpoints {

@@ -5,11 +5,10 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::path_template::PathTemplate;
+use super::path::default_base_dir;
 use super::rotate::Retention;
-use crate::config::{
-    ByteSize, ComponentTable, Diagnostic, Duration, SourceFile, string_content_start,
-};
+use crate::config::{ByteSize, ComponentTable, Diagnostic, Duration, SourceFile};
+use crate::dsl::{Template, TemplateKind};
 
 /// `compress`: how files are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -57,9 +56,12 @@ impl<'de> Deserialize<'de> for FileMode {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFileConfig {
-    /// Path template: `${tag}`, `${tag_parts[N]}`, `${field.path}`,
-    /// `${a ?? "default"}` and strftime fields of the event time in UTC
-    /// (`%Y%m%d%H` for hourly files). `"-"` writes to standard output.
+    /// Path template in the expression language (`docs/dsl.md`): `${tag}`,
+    /// `${tag_parts[N]}`, `${objectRef.namespace ?? "none"}`, any
+    /// expression, and strftime fields of the event time in UTC
+    /// (`%Y%m%d%H` for hourly files). Hole values are sanitised to stay in
+    /// one path component. A relative path resolves against the working
+    /// directory. `"-"` writes to standard output.
     path: Spanned<String>,
     /// `json` (default): the record, one per line.
     #[serde(default)]
@@ -101,7 +103,7 @@ struct RawFileConfig {
 #[derive(Debug, Clone)]
 pub struct FileConfig {
     pub(crate) path: String,
-    template: PathTemplate,
+    template: Template,
     pub(crate) format: FileFormat,
     pub(crate) compress: Compress,
     pub(crate) compress_level: u32,
@@ -127,13 +129,17 @@ impl FileConfig {
         let raw: RawFileConfig = table.deserialize("a `file` output", &shared)?;
         let path_span = raw.path.span();
         let text = raw.path.get_ref().clone();
-        let template = PathTemplate::compile(&text).map_err(|(offset, message)| {
-            let at = string_content_start(file, &raw.path).map_or(path_span.clone(), |s| s + offset..s + offset + 1);
-            Diagnostic::new(format!("invalid path template `{text}`"))
-                .at(at)
-                .with_label(message)
-                .with_help("templates take `${tag}`, `${tag_parts[N]}`, `${field.path}`, `${field ?? \"default\"}` and strftime fields such as `%Y%m%d%H`")
-        })?;
+        if text.is_empty() {
+            return Err(Diagnostic::new("`path` is empty")
+                .at(path_span)
+                .with_help("give a file path, or `\"-\"` for standard output"));
+        }
+        if text.contains('\0') {
+            return Err(Diagnostic::new("`path` contains a NUL character")
+                .at(path_span)
+                .with_label("no file name can hold it"));
+        }
+        let template = Template::from_config(file, &raw.path, TemplateKind::Path)?;
         let compress_level = match raw.compress_level {
             Some(level) if !(1..=9).contains(level.get_ref()) => {
                 return Err(Diagnostic::new("`compress_level` must be between 1 and 9")
@@ -189,7 +195,7 @@ impl FileConfig {
         })
     }
 
-    pub(crate) fn template(&self) -> &PathTemplate {
+    pub(crate) fn template(&self) -> &Template {
         &self.template
     }
 
@@ -208,14 +214,5 @@ impl FileConfig {
             max_backups: self.max_backups,
             max_age: Some(self.max_age.0).filter(|age| !age.is_zero()),
         }
-    }
-}
-
-/// The directory part of the template's literal prefix.
-fn default_base_dir(template: &PathTemplate) -> String {
-    let prefix = template.static_prefix();
-    match prefix.rfind('/') {
-        Some(at) => prefix[..=at].to_owned(),
-        None => String::new(),
     }
 }

@@ -15,20 +15,21 @@
 //! flush (and fsync, if set) that wrote the event; a failed write (disk
 //! full, permission denied) holds the events, retries with capped backoff
 //! and pushes back on the router while its buffer is full. Hole values are
-//! sanitised so events cannot name files outside the output's base
-//! directory. Metrics: `events_out` per flushed event, `errors` per failed
-//! write, `events_dropped{reason="unsafe_path"}`.
+//! sanitised by the DSL's path templates, and every rendered path is checked
+//! again against the base directory, so events cannot name files outside
+//! it. A hole that is null or fails writes `_` (the event is still written)
+//! and counts an error. Metrics: `events_out` per flushed event, `errors`
+//! per failed write or failed hole, `events_dropped{reason="unsafe_path"}`.
 
 mod config;
 mod gzip;
 mod open_files;
-mod path_template;
+mod path;
 mod rotate;
 mod worker;
 
 pub use config::FileConfig;
 use config::{Compress, FileFormat};
-use path_template::PathTemplate;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{OutputContext, OutputTask};
+use crate::dsl::{EvalContext, Template};
+use crate::metrics::EvalErrors;
 use crate::source::BuildError;
 use open_files::{Limits, OpenFiles};
 use rotate::SystemClock;
@@ -76,7 +79,7 @@ impl FileConfig {
             max_open_files: self.max_open_files.max(1),
             max_in_flight: threads * JOBS_PER_THREAD,
             max_buffered: MIN_MAX_BUFFERED.max(flush_bytes.saturating_mul(8)),
-            slice_seconds: self.template().slice_seconds(),
+            slice_seconds: path::slice_seconds(self.template()),
         };
         let settings = Arc::new(WriteSettings {
             compress_level: (self.compress == Compress::Gzip).then_some(self.compress_level),
@@ -94,7 +97,7 @@ impl FileConfig {
 
 async fn run(
     mut cx: OutputContext,
-    template: PathTemplate,
+    template: Template,
     base_dir: String,
     limits: Limits,
     settings: Arc<WriteSettings>,
@@ -108,6 +111,7 @@ async fn run(
         (limits.flush_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
     let max_buffered = limits.max_buffered;
     let mut files = OpenFiles::new(limits, cx.metrics.clone());
+    let mut eval_errors = EvalErrors::new(cx.metrics.clone());
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut input_open = true;
@@ -126,9 +130,14 @@ async fn run(
                         // A static path is rendered once.
                         if !template.is_static() || path.is_empty() {
                             path.clear();
-                            template.render(&event, &mut path);
+                            let eval = EvalContext::new(&event.record, &event.tag, event.time);
+                            if let Some(error) = template.render_or_placeholder(&eval, &mut path) {
+                                eval_errors.record(&error, "wrote `_` for the failing hole");
+                            }
                         }
-                        let ok = path_template::stays_within(&base_dir, &path);
+                        // Holes are sanitised; literal text and time fields
+                        // are checked here, after rendering.
+                        let ok = path::stays_within(&base_dir, &path);
                         files.add(&path, ok, event, now);
                     }
                 }

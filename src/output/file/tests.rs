@@ -282,7 +282,45 @@ fn config_errors_point_into_the_path_string() {
     let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '/x/${objectRef.namespace ?? }.gz'\n";
     let err = Config::parse("c.toml", text).unwrap_err().to_string();
     assert!(err.contains("c.toml:6:37"), "{err}");
-    assert!(err.contains("expected a field path"), "{err}");
+    assert!(err.contains("expected an expression after `??`"), "{err}");
+    // Each broken template points at its exact character: the value starts
+    // at column 9 of `path = '...'`, so byte N of it is column 9 + N.
+    let cases = [
+        ("/a/${tag", 8, "expected an operator or `}`"),
+        ("/a/${}", 5, "expected an expression after `${`"),
+        ("/a/${x ?? }", 10, "expected an expression after `??`"),
+        ("/a/${x..y}", 7, "expected a field name after `.`"),
+        ("/a/${x ?? \"open}", 16, "expected `\"` to close the string"),
+        ("/a/%", 3, "expected a strftime field"),
+        ("/a/%Q.log", 3, "expected a strftime field"),
+        (
+            "/a/${tag_parts[x]}",
+            15,
+            "expected an array index after `[`",
+        ),
+        ("/a/$x", 4, "expected `{`, `$` or a digit after `$`"),
+    ];
+    for (template, offset, message) in cases {
+        let text = format!(
+            "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '{template}'\n"
+        );
+        let err = Config::parse("c.toml", &text).unwrap_err().to_string();
+        let at = format!("c.toml:6:{}", 9 + offset);
+        assert!(
+            err.contains(&at) && err.contains(message),
+            "{template}: {err}"
+        );
+    }
+    let text =
+        "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = ''\n";
+    let err = Config::parse("c.toml", text).unwrap_err().to_string();
+    assert!(
+        err.contains("c.toml:6:8") && err.contains("`path` is empty"),
+        "{err}"
+    );
+    let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = \"/a/\\u0000\"\n";
+    let err = Config::parse("c.toml", text).unwrap_err().to_string();
+    assert!(err.contains("NUL"), "{err}");
     let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '/x/a.gz'\ncompress_level = 12\n";
     let err = Config::parse("c.toml", text).unwrap_err().to_string();
     assert!(

@@ -1,15 +1,16 @@
-//! Expression failures met while filtering: each is counted
-//! (`auditrail_errors_total{component=...}`) and logged at most once per
-//! interval with how many were not logged, so a bad expression on a busy
-//! stream cannot flood the agent's own log.
+//! Expression failures met by filters and by outputs' `path`/`index`
+//! templates: each is counted (`auditrail_errors_total{component=...}`) and
+//! logged at most once per interval with how many were not logged, so a bad
+//! expression on a busy stream cannot flood the agent's own log.
 
 use std::time::{Duration, Instant};
 
-use crate::metrics::ComponentMetrics;
+use super::ComponentMetrics;
 
-/// How often one filter may log an evaluation failure.
+/// How often one component may log an evaluation failure.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+#[derive(Debug, Clone)]
 pub(crate) struct EvalErrors {
     metrics: ComponentMetrics,
     last_logged: Option<Instant>,
@@ -26,7 +27,7 @@ impl EvalErrors {
     }
 
     /// Counts one failure; logs it if the last log line is old enough.
-    /// `what` says what the filter did instead (e.g. "kept the event").
+    /// `what` says what the component did instead (e.g. "kept the event").
     pub(crate) fn record(&mut self, error: &dyn std::fmt::Display, what: &str) {
         self.metrics.errors.inc();
         let now = Instant::now();
