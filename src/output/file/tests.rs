@@ -277,10 +277,18 @@ fn open_files_stay_within_max_open_files_and_reopen_for_append() {
     }
 }
 
+/// The error `Config::parse` gives for a file output with `keys`; the
+/// output's keys start on line 6.
+fn config_error(keys: &str) -> String {
+    let text = format!(
+        "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\n{keys}\n"
+    );
+    Config::parse("c.toml", &text).unwrap_err().to_string()
+}
+
 #[test]
 fn config_errors_point_into_the_path_string() {
-    let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '/x/${objectRef.namespace ?? }.gz'\n";
-    let err = Config::parse("c.toml", text).unwrap_err().to_string();
+    let err = config_error("path = '/x/${objectRef.namespace ?? }.gz'");
     assert!(err.contains("c.toml:6:37"), "{err}");
     assert!(err.contains("expected an expression after `??`"), "{err}");
     // Each broken template points at its exact character: the value starts
@@ -301,37 +309,28 @@ fn config_errors_point_into_the_path_string() {
         ("/a/$x", 4, "expected `{`, `$` or a digit after `$`"),
     ];
     for (template, offset, message) in cases {
-        let text = format!(
-            "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '{template}'\n"
-        );
-        let err = Config::parse("c.toml", &text).unwrap_err().to_string();
+        let err = config_error(&format!("path = '{template}'"));
         let at = format!("c.toml:6:{}", 9 + offset);
         assert!(
             err.contains(&at) && err.contains(message),
             "{template}: {err}"
         );
     }
-    let text =
-        "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = ''\n";
-    let err = Config::parse("c.toml", text).unwrap_err().to_string();
+    let err = config_error("path = ''");
     assert!(
         err.contains("c.toml:6:8") && err.contains("`path` is empty"),
         "{err}"
     );
-    let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = \"/a/\\u0000\"\n";
-    let err = Config::parse("c.toml", text).unwrap_err().to_string();
-    assert!(err.contains("NUL"), "{err}");
-    let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '/x/a.gz'\ncompress_level = 12\n";
-    let err = Config::parse("c.toml", text).unwrap_err().to_string();
+    let err = config_error("path = \"/a/\\u0000\"");
+    assert!(err.contains("c.toml:6:8") && err.contains("NUL"), "{err}");
+    let err = config_error("path = '/x/a.gz'\ncompress_level = 12");
     assert!(
         err.contains("c.toml:7:18") && err.contains("between 1 and 9"),
         "{err}"
     );
-    let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '/x/a.gz'\nmax_sise = \"1MiB\"\n";
-    let err = Config::parse("c.toml", text).unwrap_err().to_string();
+    let err = config_error("path = '/x/a.gz'\nmax_sise = \"1MiB\"");
     assert!(err.contains("did you mean `max_size`"), "{err}");
-    let text = "[[source]]\ntype = \"stdin\"\n[[output]]\ntype = \"file\"\nmatch = \"**\"\npath = '/x/${tag}'\nbase_dir = \"/y\"\n";
-    let err = Config::parse("c.toml", text).unwrap_err().to_string();
+    let err = config_error("path = '/x/${tag}'\nbase_dir = \"/y\"");
     assert!(err.contains("does not start with `base_dir`"), "{err}");
 }
 
