@@ -879,3 +879,46 @@ fn partial_last_line_is_sent_at_shutdown_when_configured() {
     let size = fs::metadata(&log).unwrap().len();
     assert_eq!(saved_offsets(&setup)[0].1, size);
 }
+
+/// `stop_at_eof`: every file is read to its end (a last line without a
+/// newline included), acknowledged and its position saved, then the agent
+/// exits 0 on its own; a second run resumes from the saved positions.
+#[test]
+fn stop_at_eof_reads_every_file_then_exits_and_resumes_next_time() {
+    let setup = Setup::new(r#""{logs}/*.log""#, "stop_at_eof = true");
+    let (a, b) = (setup.log("a.log"), setup.log("b.log"));
+    append(&a, 0..300);
+    append(&b, 1000..1050);
+    let last = event(300);
+    OpenOptions::new()
+        .append(true)
+        .open(&a)
+        .unwrap()
+        .write_all(last.trim_end().as_bytes())
+        .unwrap();
+
+    let mut run = setup.start();
+    let status = run.wait_exit();
+    let (lines, stderr) = run.collect();
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert_exactly_once(&lines, (0..301).chain(1000..1050));
+    let mut saved: Vec<u64> = saved_offsets(&setup).into_iter().map(|(_, o)| o).collect();
+    saved.sort_unstable();
+    let sizes = [&b, &a].map(|p| fs::metadata(p).unwrap().len());
+    assert_eq!(saved, sizes, "positions cover both files to their end");
+
+    // The partial line counted as whole: the writer's late newline is an
+    // empty line (skipped), and only the new lines are read.
+    OpenOptions::new()
+        .append(true)
+        .open(&a)
+        .unwrap()
+        .write_all(b"\n")
+        .unwrap();
+    append(&a, 301..320);
+    let mut run = setup.start();
+    let status = run.wait_exit();
+    let (lines, stderr) = run.collect();
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert_exactly_once(&lines, 301..320);
+}

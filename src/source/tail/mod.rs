@@ -39,6 +39,8 @@
 //! - Bad lines (not JSON, not UTF-8, over `max_line_size`) are counted,
 //!   logged once per file and kind with their offset, and skipped.
 //! - Reading stops while `max_unacked` bytes are unacknowledged.
+//! - With `stop_at_eof`, the source ends once every file is read to its end
+//!   and acknowledged, after saving positions (batch runs over old logs).
 //! - inotify wakes the reader; open files are also stat'ed every
 //!   `poll_interval` and globs rescanned every `refresh_interval`, so it
 //!   works where inotify does not (NFS, exhausted watches).
@@ -173,6 +175,15 @@ pub struct TailConfig {
     /// it would split it if the writer finishes it later).
     #[serde(default)]
     pub emit_partial_at_shutdown: bool,
+    /// Read every matched file to its end, then end the source (as
+    /// fluent-bit's `Exit_On_Eof`): a last line without a newline counts as
+    /// whole, the source waits until every output has acknowledged what it
+    /// read, saves positions, and ends. Once every source has ended the
+    /// agent flushes its outputs and exits 0. For one-off runs over
+    /// finished files; a second run resumes from the saved positions.
+    /// Default `false`: follow files forever.
+    #[serde(default)]
+    pub stop_at_eof: bool,
 }
 
 /// Batches cut but not yet in the pipeline, per source: enough to keep
@@ -209,6 +220,7 @@ pub(super) struct TailSettings {
     position_flush_interval: std::time::Duration,
     rotate_wait: std::time::Duration,
     emit_partial_at_shutdown: bool,
+    stop_at_eof: bool,
 }
 
 impl TailConfig {
@@ -289,6 +301,7 @@ impl TailConfig {
             position_flush_interval: self.position_flush_interval.0,
             rotate_wait: self.rotate_wait.0,
             emit_partial_at_shutdown: self.emit_partial_at_shutdown,
+            stop_at_eof: self.stop_at_eof,
         };
         let time = self.time_key.clone().map(|key| TimeSpec {
             key,

@@ -162,7 +162,12 @@ impl TailedFile {
 
     /// Everything the file held at the last stat was read and acknowledged.
     pub(super) fn is_drained(&self) -> bool {
-        self.at_eof && self.read_pos >= self.size && self.window.is_idle()
+        self.is_read_to_end() && self.window.is_idle()
+    }
+
+    /// The last read found the end, and nothing was seen beyond it since.
+    pub(super) fn is_read_to_end(&self) -> bool {
+        self.at_eof && self.read_pos >= self.size
     }
 
     /// Bytes held for an unterminated last line.

@@ -58,14 +58,17 @@ pub(super) struct Tailer {
 enum Stop {
     Shutdown,
     PipelineClosed,
+    /// `stop_at_eof`: every file was read to its end.
+    AtEof,
 }
 
 impl Tailer {
     pub(super) fn run(mut self) {
         self.scan();
-        let stop = self.follow();
-        if matches!(stop, Stop::Shutdown) {
-            self.finish();
+        match self.follow() {
+            Stop::Shutdown => self.finish(),
+            Stop::AtEof => self.finish_at_eof(),
+            Stop::PipelineClosed => {}
         }
         self.save(true);
         let bad = self.emit.counters.bad_lines.load(Ordering::Relaxed);
@@ -112,6 +115,12 @@ impl Tailer {
             match self.read_files() {
                 Ok(more) => busy = more,
                 Err(PipelineClosed) => return Stop::PipelineClosed,
+            }
+            if self.settings.stop_at_eof
+                && !busy
+                && self.files.iter().all(TailedFile::is_read_to_end)
+            {
+                return Stop::AtEof;
             }
             if let Err(PipelineClosed) = self.release_finished() {
                 return Stop::PipelineClosed;
@@ -364,36 +373,79 @@ impl Tailer {
     /// bounded time for the outputs to acknowledge what was read.
     fn finish(&mut self) {
         if self.settings.emit_partial_at_shutdown {
-            for file in &mut self.files {
-                if file.has_partial_line() && file.flush_partial_line(&mut self.emit).is_err() {
-                    break;
-                }
+            self.flush_partial_lines();
+        }
+        if !self.wait_for_acks(Some(Instant::now() + SHUTDOWN_ACK_WAIT)) {
+            tracing::warn!(
+                "Outputs did not acknowledge every event before shutdown; those events are read again at the next start."
+            );
+        }
+    }
+
+    /// `stop_at_eof`: nothing more will be read, so a last line without a
+    /// newline is whole. Wait for every acknowledgement (or a shutdown), so
+    /// the positions saved next cover everything that was delivered.
+    fn finish_at_eof(&mut self) {
+        self.flush_partial_lines();
+        if self.wait_for_acks(None) {
+            tracing::info!(
+                files = self.files.len(),
+                "Every file was read to its end and acknowledged; the tail source ends (`stop_at_eof`)."
+            );
+        } else {
+            tracing::warn!(
+                "Shut down before every event was acknowledged; those events are read again at the next start."
+            );
+        }
+    }
+
+    fn flush_partial_lines(&mut self) {
+        for file in &mut self.files {
+            if file.has_partial_line() && file.flush_partial_line(&mut self.emit).is_err() {
+                break;
             }
         }
-        let deadline = Instant::now() + SHUTDOWN_ACK_WAIT;
-        while self
-            .files
-            .iter()
-            .any(|f| !f.window.is_idle() && !f.window.is_frozen())
-        {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                tracing::warn!(
-                    "Outputs did not acknowledge every event before shutdown; those events are read again at the next start."
-                );
-                break;
+    }
+
+    /// Applies acknowledgements until every file's window is settled (true),
+    /// or the deadline passes; with no deadline, until a shutdown is asked
+    /// for. A window an output failed stays frozen and is not waited for.
+    fn wait_for_acks(&mut self, deadline: Option<Instant>) -> bool {
+        let settled = |files: &[TailedFile]| {
+            files
+                .iter()
+                .all(|f| f.window.is_idle() || f.window.is_frozen())
+        };
+        let acked = loop {
+            if settled(&self.files) {
+                break true;
+            }
+            let wait = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) => left,
+                    None => break false,
+                },
+                // Wake up now and then to notice a shutdown.
+                None if self.shutdown.is_cancelled() => break false,
+                None => self.settings.poll_interval,
             };
-            match self.wake.recv_timeout(left) {
+            match self.wake.recv_timeout(wait) {
                 Ok(wake) => {
                     let mut ignored = false;
-                    self.on_wake(wake, &mut ignored);
+                    let shutdown = self.on_wake(wake, &mut ignored);
+                    // While shutting down already, a queued request changes nothing.
+                    if shutdown && deadline.is_none() {
+                        break false;
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => break false,
             }
-        }
+        };
         for file in &self.files {
             self.stats.update(file.stats_id, file.stats());
         }
+        acked
     }
 
     /// Writes positions if they changed and `position_flush_interval` has

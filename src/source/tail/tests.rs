@@ -32,6 +32,7 @@ fn defaults() {
     assert_eq!(c.max_line_size.0, 16 << 20);
     assert_eq!(c.position_flush_interval.0.as_secs(), 1);
     assert!(!c.emit_partial_at_shutdown);
+    assert!(!c.stop_at_eof);
     assert_eq!(
         c.position_path(Path::new("/var/lib/auditrail"), "kube api/1"),
         Path::new("/var/lib/auditrail/tail/kube_api_1.positions.json")
