@@ -10,5 +10,5 @@ mod elasticsearch; // `type = "elasticsearch"`: `_bulk`, per-item retries, ids, 
 mod file_output; // the `file` output: per-namespace gzip files, crashes, rotation, a failing disk
 mod http_output; // `type = "http"`: body formats, retries, dead letters, throttling, outages
 mod http_source; // the audit webhook receiver: fixtures, bad input, TLS, retries
-mod seed_scenarios; // the fluentd and logstash seed scenarios from examples/
+mod seed_scenarios; // the DESIGN.md seed scenarios 1-5, run from examples/ with their sample data
 mod tail; // the tail source: positions, rotation, crashes, bad input
