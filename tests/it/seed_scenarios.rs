@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use super::http_source::{post, raw_request};
 use super::support::{auditrail, repo, wait_until};
-use super::test_server::{Mode, TestServer, events_in};
+use super::test_server::{Mode, TestServer};
 
 const WAIT: Duration = Duration::from_secs(60);
 
