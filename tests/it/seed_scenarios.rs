@@ -15,7 +15,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::http_source::{post, raw_request};
-use super::support::{auditrail, repo, wait_until};
+use super::support::{auditrail, listening_addr, repo, wait_until};
 use super::test_server::{Mode, TestServer};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -217,10 +217,7 @@ impl Listening {
         });
         let mut addr = None;
         wait_until(WAIT, || {
-            addr = stderr.lock().unwrap().lines().find_map(|line| {
-                let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-                rest.split_whitespace().next()?.parse().ok()
-            });
+            addr = listening_addr(stderr.lock().unwrap().lines());
             addr.is_some() || child.try_wait().expect("try_wait").is_some()
         });
         let Some(addr) = addr else {

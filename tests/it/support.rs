@@ -26,6 +26,15 @@ pub fn auditrail() -> Command {
     cmd
 }
 
+/// The address an http source logged as `listening on ADDR`, if any line
+/// of `log` has it.
+pub fn listening_addr<'a>(mut log: impl Iterator<Item = &'a str>) -> Option<std::net::SocketAddr> {
+    log.find_map(|line| {
+        let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
 /// Polls `condition` until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -201,13 +201,19 @@ fn event(id: u64) -> String {
 }
 
 fn append(path: &Path, ids: std::ops::Range<u64>) {
-    let mut file = OpenOptions::new()
+    let text: String = ids.map(event).collect();
+    append_bytes(path, text.as_bytes());
+}
+
+/// Appends raw bytes, e.g. half a line.
+fn append_bytes(path: &Path, bytes: &[u8]) {
+    OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
+        .unwrap()
+        .write_all(bytes)
         .unwrap();
-    let text: String = ids.map(event).collect();
-    file.write_all(text.as_bytes()).unwrap();
 }
 
 fn id_of(line: &str) -> u64 {
@@ -795,23 +801,13 @@ fn partial_last_line_waits_for_its_newline_across_a_restart() {
     append(&log, 0..10);
     let half = event(10);
     let (head, tail) = half.split_at(12);
-    OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .unwrap()
-        .write_all(head.as_bytes())
-        .unwrap();
+    append_bytes(&log, head.as_bytes());
     let run = setup.start();
     run.wait_for_lines(10);
     std::thread::sleep(Duration::from_millis(400));
     let (first, _) = run.stop();
     let run = setup.start();
-    OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .unwrap()
-        .write_all(tail.as_bytes())
-        .unwrap();
+    append_bytes(&log, tail.as_bytes());
     run.wait_for_lines(1);
     std::thread::sleep(Duration::from_millis(300));
     let (second, _) = run.stop();
@@ -864,12 +860,7 @@ fn partial_last_line_is_sent_at_shutdown_when_configured() {
     let log = setup.log("audit.log");
     append(&log, 0..5);
     let last = event(5);
-    OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .unwrap()
-        .write_all(last.trim_end().as_bytes())
-        .unwrap();
+    append_bytes(&log, last.trim_end().as_bytes());
     let run = setup.start();
     run.wait_for_lines(5);
     std::thread::sleep(Duration::from_millis(300));
@@ -890,12 +881,7 @@ fn stop_at_eof_reads_every_file_then_exits_and_resumes_next_time() {
     append(&a, 0..300);
     append(&b, 1000..1050);
     let last = event(300);
-    OpenOptions::new()
-        .append(true)
-        .open(&a)
-        .unwrap()
-        .write_all(last.trim_end().as_bytes())
-        .unwrap();
+    append_bytes(&a, last.trim_end().as_bytes());
 
     let mut run = setup.start();
     let status = run.wait_exit();
@@ -909,12 +895,7 @@ fn stop_at_eof_reads_every_file_then_exits_and_resumes_next_time() {
 
     // The partial line counted as whole: the writer's late newline is an
     // empty line (skipped), and only the new lines are read.
-    OpenOptions::new()
-        .append(true)
-        .open(&a)
-        .unwrap()
-        .write_all(b"\n")
-        .unwrap();
+    append_bytes(&a, b"\n");
     append(&a, 301..320);
     let mut run = setup.start();
     let status = run.wait_exit();

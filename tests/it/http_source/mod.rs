@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::support::{BIN, wait_until};
+use crate::support::{BIN, listening_addr, wait_until};
 
 /// What the agent wrote to standard output, shared across restarts.
 #[derive(Clone, Default)]
@@ -116,10 +116,7 @@ impl HttpAgent {
         };
         let mut addr = None;
         let listening = wait_until(Duration::from_secs(30), || {
-            addr = agent.stderr.lock().unwrap().iter().find_map(|line| {
-                let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-                rest.split_whitespace().next()?.parse().ok()
-            });
+            addr = listening_addr(agent.stderr.lock().unwrap().iter().map(String::as_str));
             addr.is_some() || agent.child.try_wait().expect("try_wait").is_some()
         });
         match addr {
