@@ -100,7 +100,8 @@ impl Filter for Split {
                 "skipped them",
             );
         }
-        // The children hold clones of the ack; the parent's copy is done.
-        out.discard(event);
+        // The children hold clones of the ack; the parent's copy is done. It
+        // was replaced, not dropped, so it is not counted as a drop.
+        event.ack.settle();
     }
 }

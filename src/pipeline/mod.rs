@@ -9,4 +9,4 @@ mod topology;
 pub use graph::RoutingGraph;
 pub use router::{MAX_HOPS, RoutedFilter, RoutedOutput, Router};
 pub use tag_pattern::{PatternError, TagPattern};
-pub use topology::{RunError, run};
+pub use topology::{Pipeline, RunError, run};
