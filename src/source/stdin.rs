@@ -80,19 +80,12 @@ impl StdinConfig {
                 }
             }
             // Stopping (shutdown or reload): hand over what the reading
-            // thread has read already; the rest stays for the next pipeline.
-            loop {
-                let chunk = match stream.chunks().try_recv() {
-                    Ok(bytes) => Some(bytes),
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        if READ_NOT_TAKEN.load(Ordering::Acquire) == 0 {
-                            break;
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                        continue;
-                    }
-                };
+            // thread had read when the stop came (each counted chunk is in
+            // the channel or being put there); later reads stay for the
+            // next pipeline, so a busy stream cannot hold the stop up.
+            let owed = READ_NOT_TAKEN.load(Ordering::Acquire);
+            for _ in 0..owed {
+                let chunk = stream.chunks().recv().await;
                 if !reader.take(chunk, &mut stream, &cx.out).await {
                     break;
                 }
