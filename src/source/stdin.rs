@@ -70,10 +70,11 @@ impl StdinConfig {
             };
             let mut reader = StdinReader::new(&config, cx.metrics.errors.clone());
             loop {
+                // Stop first: on a busy stream a chunk is always ready.
                 let chunk = tokio::select! {
                     biased;
-                    chunk = stream.chunks().recv() => chunk,
                     () = cx.shutdown.cancelled() => break,
+                    chunk = stream.chunks().recv() => chunk,
                 };
                 if !reader.take(chunk, &mut stream, &cx.out).await {
                     return Ok(());

@@ -9,3 +9,4 @@ mod seed_scenarios; // the fluentd and logstash seed scenarios from examples/
 mod live; // a running agent on piped stdio, its log, its [api] address and a tiny HTTP client
 mod metrics; // /metrics adds up (in = out + dropped) while events flow; /healthz, /readyz
 mod reload; // SIGHUP reloads while events stream: exactly once, invalid configs ignored
+mod systemd; // sd_notify READY/RELOADING/STOPPING and watchdog pings on a NOTIFY_SOCKET
