@@ -10,3 +10,4 @@ mod live; // a running agent on piped stdio, its log, its [api] address and a ti
 mod metrics; // /metrics adds up (in = out + dropped) while events flow; /healthz, /readyz
 mod reload; // SIGHUP reloads while events stream: exactly once, invalid configs ignored
 mod systemd; // sd_notify READY/RELOADING/STOPPING and watchdog pings on a NOTIFY_SOCKET
+mod conf; // conf/ and examples/ configs check; sample policies load and stay verbatim
