@@ -45,7 +45,8 @@ async fn serve(path: Option<PathBuf>, config: Config) -> anyhow::Result<ExitCode
         signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
     let mut interrupt =
         signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
-    let mut hangup = signal(SignalKind::hangup()).context("failed to install the SIGHUP handler")?;
+    let mut hangup =
+        signal(SignalKind::hangup()).context("failed to install the SIGHUP handler")?;
     let metrics = Metrics::new();
     let readiness = Readiness::default();
     let api = match config.api.as_ref() {
@@ -80,9 +81,7 @@ async fn serve(path: Option<PathBuf>, config: Config) -> anyhow::Result<ExitCode
                 break;
             }
             Wake::Stop(name) => {
-                tracing::info!(
-                    "Received {name}: stopping sources, then draining and flushing."
-                );
+                tracing::info!("Received {name}: stopping sources, then draining and flushing.");
                 break;
             }
             Wake::Reload => pipeline = agent.reload(pipeline).await?,

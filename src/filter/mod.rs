@@ -34,8 +34,6 @@ pub trait Filter: Send {
 pub struct FilterOutput {
     pub(crate) passed: Vec<Event>,
     pub(crate) rerouted: Vec<Event>,
-    /// Events dropped on purpose since the router last looked, by reason.
-    pub(crate) discarded: Vec<(&'static str, u64)>,
 }
 
 impl FilterOutput {
@@ -49,20 +47,9 @@ impl FilterOutput {
         self.rerouted.push(event);
     }
 
-    /// Dropped on purpose: the event's ack is settled, and the router counts
-    /// it as `auditrail_events_dropped_total{reason="filtered"}`.
+    /// Dropped on purpose: the event's ack is settled (the caller counts it).
     pub fn discard(&mut self, event: Event) {
-        self.discard_because(event, "filtered");
-    }
-
-    /// Dropped on purpose for `reason` (e.g. `policy_none`), counted under
-    /// the filter's name.
-    pub fn discard_because(&mut self, event: Event, reason: &'static str) {
         event.ack.settle();
-        match self.discarded.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, n)) => *n += 1,
-            None => self.discarded.push((reason, 1)),
-        }
     }
 }
 

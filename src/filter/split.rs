@@ -100,8 +100,7 @@ impl Filter for Split {
                 "skipped them",
             );
         }
-        // The children hold clones of the ack; the parent's copy is done. It
-        // was replaced, not dropped, so it is not counted as a drop.
-        event.ack.settle();
+        // The children hold clones of the ack; the parent's copy is done.
+        out.discard(event);
     }
 }

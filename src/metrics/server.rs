@@ -83,7 +83,10 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, OPENMETRICS)], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS)],
+        state.metrics.render(),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -184,7 +187,10 @@ mod tests {
             (StatusCode::OK, "ready\n".into())
         );
         state.readiness.set(Phase::Reloading);
-        assert_eq!(get_text(app.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get_text(app.clone(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(
             get_text(app, "/healthz").await,
             (StatusCode::OK, "ok\n".into())
@@ -228,7 +234,10 @@ mod tests {
         tx.send(Vec::new()).await.expect("send");
         tx.send(Vec::new()).await.expect("send");
         let text = metrics.render();
-        assert!(text.contains(r#"auditrail_output_buffer_batches{component="file"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"auditrail_output_buffer_batches{component="file"} 2"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"auditrail_output_buffer_capacity_batches{component="file"} 8"#),
             "{text}"

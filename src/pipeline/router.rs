@@ -49,8 +49,6 @@ pub struct Router {
     warned_unrouted: HashSet<Tag>,
     unrouted: Counter,
     rewrite_loops: Counter,
-    /// Per filter, its drop counters by reason, resolved on first use.
-    filter_drops: Vec<Vec<(&'static str, Counter)>>,
     metrics: ComponentMetrics,
 }
 
@@ -61,7 +59,6 @@ impl Router {
         metrics: ComponentMetrics,
     ) -> Self {
         Self {
-            filter_drops: filters.iter().map(|_| Vec::new()).collect(),
             filters,
             outputs,
             decisions: HashMap::new(),
@@ -124,9 +121,6 @@ impl Router {
                 return;
             };
             self.filters[index].filter.apply(event, out);
-            if !out.discarded.is_empty() {
-                self.count_discarded(index, out);
-            }
             for rerouted in out.rerouted.drain(..).rev() {
                 if hops + 1 > MAX_HOPS {
                     self.rewrite_loops.inc();
@@ -152,19 +146,6 @@ impl Router {
                     }
                     return;
                 }
-            }
-        }
-    }
-
-    fn count_discarded(&mut self, index: usize, out: &mut FilterOutput) {
-        let counters = &mut self.filter_drops[index];
-        for (reason, n) in out.discarded.drain(..) {
-            if let Some((_, counter)) = counters.iter().find(|(r, _)| *r == reason) {
-                counter.inc_by(n);
-            } else {
-                let counter = self.filters[index].metrics.dropped(reason);
-                counter.inc_by(n);
-                counters.push((reason, counter));
             }
         }
     }

@@ -57,8 +57,8 @@ fn sample_policies_load_validate_and_match_their_fixtures() {
     let policies = files("conf/policies", "yaml");
     assert!(policies.len() >= 2, "{policies:?}");
     for path in policies {
-        let policy = Policy::load(&path)
-            .unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
+        let policy =
+            Policy::load(&path).unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
         assert!(
             policy.rules.as_ref().is_some_and(|rules| !rules.is_empty()),
             "{}",

@@ -104,7 +104,10 @@ fn scrape_until(agent: &LiveAgent, want: Counts, last: &mut Counts) -> usize {
             (last.filtered, now.filtered),
             (last.unrouted, now.unrouted),
         ] {
-            assert!(after >= before, "a counter went backwards: {last:?} -> {now:?}");
+            assert!(
+                after >= before,
+                "a counter went backwards: {last:?} -> {now:?}"
+            );
         }
         *last = now;
         now == want
@@ -121,7 +124,9 @@ fn scrape_until(agent: &LiveAgent, want: Counts, last: &mut Counts) -> usize {
 fn counters_add_up_while_events_flow() {
     let mut agent = LiveAgent::start(CONFIG, &[]);
     assert_eq!(agent.get("/healthz"), (200, "ok\n".to_owned()));
-    assert!(wait_until(Duration::from_secs(20), || agent.get("/readyz").0
+    assert!(wait_until(Duration::from_secs(20), || agent
+        .get("/readyz")
+        .0
         == 200));
 
     let first = 20_000;

@@ -174,7 +174,9 @@ fn a_burst_of_sighups_ends_with_the_last_config_in_effect() {
         stdin.flush().expect("flush");
         let want = 1 + probes;
         assert!(wait_until(Duration::from_secs(20), || agent.stdout_len() >= want));
-        agent.last_line().is_some_and(|line| line.contains(r#""config":"v3""#))
+        agent
+            .last_line()
+            .is_some_and(|line| line.contains(r#""config":"v3""#))
     });
     assert!(reached, "v3 never took effect; log:\n{}", agent.log());
     let reloads = agent.log_count("Config reloaded");
