@@ -164,23 +164,21 @@ impl Agent {
         );
         tracing::info!("Received SIGHUP: reloading {name}.");
         let outcome = self.replace(pipeline).await;
-        let pipeline = match outcome {
-            Ok(Replaced::Yes(pipeline)) => {
-                self.metrics.reload("success");
-                tracing::info!("Config reloaded from {name}.");
-                pipeline
-            }
-            Ok(Replaced::No(pipeline)) => {
-                self.metrics.reload("failure");
-                pipeline
-            }
+        let (pipeline, replaced) = match outcome {
+            Ok(Replaced::Yes(pipeline)) => (pipeline, true),
+            Ok(Replaced::No(pipeline)) => (pipeline, false),
             Err(e) => {
                 self.metrics.reload("failure");
                 return Err(e);
             }
         };
+        self.metrics
+            .reload(if replaced { "success" } else { "failure" });
         self.readiness.set(Phase::Ready);
         systemd::ready();
+        if replaced {
+            tracing::info!("Config reloaded from {name}.");
+        }
         Ok(pipeline)
     }
 
