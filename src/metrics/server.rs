@@ -144,9 +144,15 @@ impl ApiServer {
     /// Stops accepting and waits (briefly) for requests in flight.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        let task = self.task;
-        // A scraper holding a keep-alive connection must not delay shutdown.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
+        let mut task = self.task;
+        // A scraper holding a keep-alive connection must not delay shutdown
+        // or keep an old address served after a reload.
+        if tokio::time::timeout(std::time::Duration::from_secs(1), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
     }
 }
 
