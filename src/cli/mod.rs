@@ -86,7 +86,9 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             let code = exit_code_for(&error);
-            eprintln!("{}", render(&error));
+            if !is_broken_pipe(&error) {
+                eprintln!("{}", render(&error));
+            }
             code
         }
     }
@@ -99,7 +101,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Default,
         } => {
-            print!("{}", crate::config::DEFAULT_CONFIG);
+            write_stdout(crate::config::DEFAULT_CONFIG)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -113,7 +115,27 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ConfigError
     }
 }
 
+/// Writes command output to stdout. A reader that went away (`| head`) is
+/// not an error of ours: see [`exit_code_for`].
+pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn exit_code_for(error: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(error) {
+        return ExitCode::SUCCESS;
+    }
     let usage = error.chain().any(|cause| {
         cause.downcast_ref::<ConfigError>().is_some()
             || cause.downcast_ref::<UsageError>().is_some()

@@ -9,13 +9,15 @@ use bytestring::ByteString;
 use serde_json::{Map, Value};
 
 use super::path::{FieldPath, PathSegment};
-use super::raw_lookup;
+use super::raw_lookup::{self, KeyEntry};
 
 /// One event's JSON object.
 #[derive(Clone, Debug)]
 pub struct Record {
     /// The original text (a validated JSON object), until the first change.
     raw: Option<ByteString>,
+    /// Where the top-level values sit in `raw`, found while validating it.
+    index: Option<Box<[KeyEntry]>>,
     /// The parsed object, built on first full read or first change.
     fields: OnceCell<Map<String, Value>>,
 }
@@ -23,36 +25,30 @@ pub struct Record {
 impl Record {
     /// Wraps a line that is one JSON object, validating it.
     pub fn from_json(raw: ByteString) -> Result<Self, serde_json::Error> {
-        raw_lookup::validate_object(&raw)?;
-        Ok(Self::from_validated(raw))
-    }
-
-    /// Wraps a line already validated as one JSON object (e.g. by
-    /// [`Record::from_json_reading`]).
-    fn from_validated(raw: ByteString) -> Self {
-        Self {
+        let index = raw_lookup::index_object(&raw)?;
+        Ok(Self {
             raw: Some(raw),
+            index,
             fields: OnceCell::new(),
-        }
+        })
     }
 
-    /// Validates a line as one JSON object and reads one field in the same
-    /// pass (sources use it for `time_key`).
+    /// Validates a line as one JSON object and reads one field (sources use
+    /// it for `time_key`).
     pub fn from_json_reading(
         raw: ByteString,
         path: &FieldPath,
     ) -> Result<(Self, Option<Value>), serde_json::Error> {
-        if !raw.trim_start().starts_with('{') {
-            return Err(serde::de::Error::custom("expected a JSON object"));
-        }
-        let value = raw_lookup::lookup(&raw, path.segments())?;
-        Ok((Self::from_validated(raw), value))
+        let record = Self::from_json(raw)?;
+        let value = record.get(path).map(Cow::into_owned);
+        Ok((record, value))
     }
 
     /// A record built by a stage rather than read from input.
     pub fn from_fields(fields: Map<String, Value>) -> Self {
         Self {
             raw: None,
+            index: None,
             fields: OnceCell::from(fields),
         }
     }
@@ -69,8 +65,18 @@ impl Record {
             return lookup_parsed(fields, path.segments()).map(Cow::Borrowed);
         }
         let raw = self.raw.as_deref()?;
+        let segments = path.segments();
+        // Scan only the top-level value the path starts in, when known.
+        let (text, rest) = match (&self.index, segments.first()) {
+            (Some(index), Some(PathSegment::Key(key))) => {
+                let entry = index.iter().rev().find(|e| e.key(raw) == &**key)?;
+                (entry.value(raw), &segments[1..])
+            }
+            (Some(_), Some(PathSegment::Index(_))) => return None,
+            _ => (raw, segments),
+        };
         // The text was validated at construction, so a scan cannot fail.
-        raw_lookup::lookup(raw, path.segments())
+        raw_lookup::lookup(text, rest)
             .ok()
             .flatten()
             .map(Cow::Owned)
@@ -86,6 +92,7 @@ impl Record {
     pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
         self.fields();
         self.raw = None;
+        self.index = None;
         self.fields
             .get_mut()
             .expect("fields() just initialised the cell")
