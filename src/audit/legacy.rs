@@ -259,7 +259,7 @@ fn hex(chars: &mut std::str::CharIndices<'_>, digits: usize) -> Option<u32> {
 
 /// Joins legacy lines into complete access records: two-line pairs by id, and the
 /// stages of the one-line form until ResponseComplete or Panic arrives.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LegacyJoiner {
     pending: HashMap<String, AccessRecord>,
     join_timeout: Duration,

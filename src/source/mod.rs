@@ -2,13 +2,17 @@
 //! exits when it ends). Each source sends batches through a bounded channel,
 //! so a slow pipeline slows its sources instead of growing memory.
 
+mod audit_input;
 mod bad_line;
 mod decode;
 mod lines;
 mod stdin;
 
 pub use bad_line::{BadLine, BadLineKind, BadLineLog};
-pub use decode::{Decoded, Decoder, InputFormat, TimeSpec, parse_time};
+pub use decode::{
+    DEFAULT_JOIN_TIMEOUT, DecodeKeys, DecodeSpec, Decoded, Decoder, InputFormat, TimeSpec,
+    parse_time,
+};
 pub use lines::{Line, LineSplitter};
 pub use stdin::StdinConfig;
 
@@ -42,7 +46,11 @@ impl SourceConfig {
     ) -> Result<Self, Diagnostic> {
         let shared = ["type", "name"];
         match kind.get_ref().as_str() {
-            "stdin" => Ok(Self::Stdin(table.deserialize("a `stdin` source", &shared)?)),
+            "stdin" => {
+                let span = table.span.clone();
+                let config: StdinConfig = table.deserialize("a `stdin` source", &shared)?;
+                Ok(Self::Stdin(config.validate(span)?))
+            }
             _ => Err(unknown_type(Section::Source, kind, SOURCE_TYPES)),
         }
     }
