@@ -105,7 +105,7 @@ impl LegacyLine {
 }
 
 /// The HTTP method a verb implies, so request-info resolves the same resource.
-fn method_for_verb(verb: &str) -> String {
+pub(crate) fn method_for_verb(verb: &str) -> String {
     match verb {
         "get" | "list" | "watch" | "proxy" => "GET".to_owned(),
         "create" => "POST".to_owned(),
