@@ -4,6 +4,7 @@
 
 mod audit_policy;
 mod eval_errors;
+mod redact;
 mod remove;
 mod rename;
 mod rewrite_tag;
@@ -14,6 +15,7 @@ mod tests_dsl;
 mod where_;
 
 pub use audit_policy::{AuditPolicyConfig, AuditPolicySpec};
+pub use redact::{RedactConfig, RedactMode, RedactSpec};
 pub use remove::RemoveConfig;
 pub use rename::{RenameConfig, RenameSpec};
 pub use rewrite_tag::{RewriteTagConfig, RewriteTagSpec, RuleConfig};
@@ -65,6 +67,7 @@ pub enum FilterConfig {
     RewriteTag(RewriteTagSpec),
     Split(SplitSpec),
     AuditPolicy(AuditPolicySpec),
+    Redact(RedactSpec),
 }
 
 const FILTER_TYPES: &[&str] = &[
@@ -75,6 +78,7 @@ const FILTER_TYPES: &[&str] = &[
     "rewrite_tag",
     "split",
     "audit_policy",
+    "redact",
 ];
 
 impl FilterConfig {
@@ -119,6 +123,11 @@ impl FilterConfig {
                     .deserialize::<AuditPolicyConfig>("an `audit_policy` filter", &shared)?
                     .validate()?,
             )),
+            "redact" => Ok(Self::Redact(
+                table
+                    .deserialize::<RedactConfig>("a `redact` filter", &shared)?
+                    .validate(span)?,
+            )),
             _ => Err(unknown_type(Section::Filter, kind, FILTER_TYPES)),
         }
     }
@@ -132,6 +141,7 @@ impl FilterConfig {
             Self::RewriteTag(_) => "rewrite_tag",
             Self::Split(_) => "split",
             Self::AuditPolicy(_) => "audit_policy",
+            Self::Redact(_) => "redact",
         }
     }
 
@@ -162,6 +172,7 @@ impl FilterConfig {
             Self::RewriteTag(c) => Box::new(c.build(metrics)),
             Self::Split(c) => Box::new(c.build(metrics)),
             Self::AuditPolicy(c) => Box::new(c.build(metrics)),
+            Self::Redact(c) => Box::new(c.build(metrics)),
         }
     }
 }
