@@ -23,12 +23,14 @@ pub fn load_policy_key(key: &Spanned<PathBuf>) -> Result<Arc<CompiledPolicy>, Di
 }
 
 fn policy_diagnostic(error: &PolicyError, key: &Spanned<PathBuf>) -> Diagnostic {
-    // The whole cause chain on one line: serde-saphyr's own message carries the
-    // line and column inside the policy file.
+    // The cause chain on one line: the first line of serde-saphyr's message has
+    // the line and column inside the policy file (the rest is a code snippet).
     let mut message = format!("invalid audit policy: {error}");
     let mut cause = std::error::Error::source(error);
     while let Some(inner) = cause {
-        message.push_str(&format!(": {inner}"));
+        let text = inner.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        message.push_str(&format!(": {}", first.trim_start_matches("error: ")));
         cause = inner.source();
     }
     let help = match error {

@@ -170,6 +170,25 @@ impl DecodeSpec {
         })
     }
 
+    /// Settings for an audit format with an already loaded policy (the offline
+    /// `auditrail audit` command). `join_timeout` only matters for `legacy`.
+    pub fn audited(
+        format: InputFormat,
+        policy: Arc<CompiledPolicy>,
+        join_timeout: Duration,
+    ) -> Self {
+        Self {
+            format,
+            time: None,
+            audit: format.is_audited().then(|| AuditSpec {
+                policy,
+                join_timeout: (format == InputFormat::Legacy).then(|| {
+                    chrono::Duration::from_std(join_timeout.0).unwrap_or(chrono::Duration::MAX)
+                }),
+            }),
+        }
+    }
+
     pub fn format(&self) -> InputFormat {
         self.format
     }
