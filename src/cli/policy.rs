@@ -21,7 +21,7 @@ pub enum PolicyCommand {
     },
     /// Show which rule matches a request, its level, the omitted stages and whether
     /// managed fields are omitted.
-    Explain(ExplainArgs),
+    Explain(Box<ExplainArgs>),
 }
 
 #[derive(Debug, Args)]
