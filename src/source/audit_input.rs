@@ -19,9 +19,13 @@ use super::bad_line::{BadLine, BadLineKind};
 use super::decode::Decoded;
 use crate::audit::{
     AccessRecord, AccessRecordError, CompiledPolicy, Event as AuditEvent, LegacyJoiner, LegacyLine,
-    Level, RequestInfo,
+    Level, RequestInfo, Stage,
 };
 use crate::event::Record;
+
+/// Annotation on the events of a legacy request emitted without its response.
+pub(crate) const UNANSWERED_KEY: &str = "auditrail.io/legacy-join";
+const UNANSWERED_VALUE: &str = "no response line within join_timeout; the outcome is unknown";
 
 /// Per-source audit state: the policy, the legacy joiner, and the counters.
 #[derive(Debug, Clone)]
@@ -78,7 +82,7 @@ impl AuditInput {
             AccessRecordError::RequestInfo(_) => unresolvable(),
             other => BadLine::new(BadLineKind::Rejected, other.to_string()),
         })?;
-        self.emit(&record, now, out)
+        self.emit(&record, false, now, out)
     }
 
     /// One legacy `AUDIT:` line: joined, and emitted once its request is complete.
@@ -111,7 +115,7 @@ impl AuditInput {
         self.advance_clock(line_time, now);
         let mut result = Ok(());
         if let Some(record) = completed {
-            result = self.emit(&record, now, out);
+            result = self.emit(&record, false, now, out);
         }
         self.flush_expired(now, out);
         if orphaned {
@@ -159,29 +163,41 @@ impl AuditInput {
         }
     }
 
+    /// Emits records flushed before they were complete.
     fn emit_all(&self, records: &[AccessRecord], now: DateTime<Utc>, out: &mut Vec<Decoded>) {
         for record in records {
             // Their lines were accepted long ago; a failure here has no line to report.
-            if let Err(bad) = self.emit(record, now, out) {
+            if let Err(bad) = self.emit(record, record.status.is_none(), now, out) {
                 self.errors.inc();
                 tracing::warn!(reason = %bad.reason, "Could not audit a joined legacy request.");
             }
         }
     }
 
-    /// Audits one complete record and appends its events.
+    /// Audits one record and appends its events. `unanswered`: a legacy request
+    /// whose response line never came — its outcome is unknown, so its later stages
+    /// carry no `responseStatus` (rather than an invented one) and say why in an
+    /// annotation; the request is still recorded.
     fn emit(
         &self,
         record: &AccessRecord,
+        unanswered: bool,
         now: DateTime<Utc>,
         out: &mut Vec<Decoded>,
     ) -> Result<(), BadLine> {
-        let audited = record.audit(&self.policy).map_err(|_| unresolvable())?;
+        let mut audited = record.audit(&self.policy).map_err(|_| unresolvable())?;
         if audited.decision.level == Level::None {
             self.policy_none.inc();
             return Ok(());
         }
-        for event in &audited.events {
+        for event in &mut audited.events {
+            if unanswered && event.stage != Stage::RequestReceived {
+                event.response_status = None;
+                event
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(UNANSWERED_KEY.to_owned(), UNANSWERED_VALUE.to_owned());
+            }
             out.push(to_decoded(event, now)?);
         }
         Ok(())
