@@ -234,3 +234,7 @@ fn unresolvable() -> BadLine {
         "the method and URI do not form a Kubernetes API request (bad percent-escape, control character, or a watch/proxy path without a resource)",
     )
 }
+
+#[cfg(test)]
+#[path = "audit_input_tests.rs"]
+mod tests;

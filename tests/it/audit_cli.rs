@@ -51,13 +51,19 @@ fn policy_check_lists_every_error_with_rule_index_and_exits_2() {
 fn policy_check_refuses_zero_rules_missing_files_and_bad_yaml() {
     let dir = tempfile::tempdir().expect("temp dir");
     let empty = dir.path().join("empty.yaml");
-    std::fs::write(&empty, "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n")
-        .expect("write");
+    std::fs::write(
+        &empty,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n",
+    )
+    .expect("write");
     let broken = dir.path().join("broken.yaml");
     std::fs::write(&broken, "rules: [\n").expect("write");
     let cases = [
         (empty.clone(), "has no rules"),
-        (dir.path().join("missing.yaml"), "failed to read policy file"),
+        (
+            dir.path().join("missing.yaml"),
+            "failed to read policy file",
+        ),
         (broken.clone(), "failed to parse policy"),
     ];
     for (path, message) in cases {
@@ -94,23 +100,70 @@ fn explain_json_follows_the_docs_example_policy() {
     let rr = ["RequestReceived"];
     let cases: &[(&[&str], Value)] = &[
         (
-            &["--user", "alice", "--verb", "get", "--resource", "pods", "--namespace", "default"],
+            &[
+                "--user",
+                "alice",
+                "--verb",
+                "get",
+                "--resource",
+                "pods",
+                "--namespace",
+                "default",
+            ],
             json!({"rule": 0, "level": "RequestResponse", "omit_stages": rr, "omit_managed_fields": false}),
         ),
         (
-            &["--user", "alice", "--verb", "get", "--resource", "pods", "--subresource", "log", "--namespace", "default"],
+            &[
+                "--user",
+                "alice",
+                "--verb",
+                "get",
+                "--resource",
+                "pods",
+                "--subresource",
+                "log",
+                "--namespace",
+                "default",
+            ],
             json!({"rule": 1, "level": "Metadata", "omit_stages": rr, "omit_managed_fields": false}),
         ),
         (
-            &["--user", "system:kube-controller-manager", "--verb", "update", "--resource", "configmaps", "--namespace", "kube-system", "--name", "controller-leader"],
+            &[
+                "--user",
+                "system:kube-controller-manager",
+                "--verb",
+                "update",
+                "--resource",
+                "configmaps",
+                "--namespace",
+                "kube-system",
+                "--name",
+                "controller-leader",
+            ],
             json!({"rule": 2, "level": "None", "omit_stages": rr, "omit_managed_fields": false}),
         ),
         (
-            &["--user", "system:kube-proxy", "--verb", "watch", "--resource", "endpoints"],
+            &[
+                "--user",
+                "system:kube-proxy",
+                "--verb",
+                "watch",
+                "--resource",
+                "endpoints",
+            ],
             json!({"rule": 3, "level": "None", "omit_stages": rr, "omit_managed_fields": false}),
         ),
         (
-            &["--user", "bob", "--group", "system:authenticated", "--verb", "get", "--path", "/apis/apps/v1"],
+            &[
+                "--user",
+                "bob",
+                "--group",
+                "system:authenticated",
+                "--verb",
+                "get",
+                "--path",
+                "/apis/apps/v1",
+            ],
             json!({"rule": 4, "level": "None", "omit_stages": rr, "omit_managed_fields": false}),
         ),
         (
@@ -118,19 +171,57 @@ fn explain_json_follows_the_docs_example_policy() {
             json!({"rule": 8, "level": "Metadata", "omit_stages": rr, "omit_managed_fields": false}),
         ),
         (
-            &["--user", "bob", "--verb", "update", "--resource", "configmaps", "--namespace", "kube-system", "--name", "other"],
+            &[
+                "--user",
+                "bob",
+                "--verb",
+                "update",
+                "--resource",
+                "configmaps",
+                "--namespace",
+                "kube-system",
+                "--name",
+                "other",
+            ],
             json!({"rule": 5, "level": "Request", "omit_stages": rr, "omit_managed_fields": false}),
         ),
         (
-            &["--user", "bob", "--verb", "get", "--resource", "secrets", "--namespace", "default"],
+            &[
+                "--user",
+                "bob",
+                "--verb",
+                "get",
+                "--resource",
+                "secrets",
+                "--namespace",
+                "default",
+            ],
             json!({"rule": 6, "level": "Metadata", "omit_stages": rr, "omit_managed_fields": false}),
         ),
         (
-            &["--user", "bob", "--verb", "list", "--api-group", "extensions", "--resource", "ingresses"],
+            &[
+                "--user",
+                "bob",
+                "--verb",
+                "list",
+                "--api-group",
+                "extensions",
+                "--resource",
+                "ingresses",
+            ],
             json!({"rule": 7, "level": "Request", "omit_stages": rr, "omit_managed_fields": false}),
         ),
         (
-            &["--user", "bob", "--verb", "list", "--api-group", "apps", "--resource", "deployments"],
+            &[
+                "--user",
+                "bob",
+                "--verb",
+                "list",
+                "--api-group",
+                "apps",
+                "--resource",
+                "deployments",
+            ],
             json!({"rule": 8, "level": "Metadata", "omit_stages": rr, "omit_managed_fields": false}),
         ),
     ];
@@ -150,15 +241,24 @@ fn explain_json_unions_stages_and_overrides_managed_fields() {
     .expect("write");
     let policy = file.path().to_str().expect("UTF-8 path");
     assert_eq!(
-        explain(policy, &["--user", "alice", "--verb", "get", "--resource", "pods"]),
+        explain(
+            policy,
+            &["--user", "alice", "--verb", "get", "--resource", "pods"]
+        ),
         json!({"rule": 0, "level": "Request", "omit_stages": ["RequestReceived", "Panic"], "omit_managed_fields": false})
     );
     assert_eq!(
-        explain(policy, &["--user", "bob", "--verb", "create", "--resource", "pods"]),
+        explain(
+            policy,
+            &["--user", "bob", "--verb", "create", "--resource", "pods"]
+        ),
         json!({"rule": 1, "level": "RequestResponse", "omit_stages": ["Panic"], "omit_managed_fields": true})
     );
     assert_eq!(
-        explain(policy, &["--user", "bob", "--verb", "get", "--path", "/healthz"]),
+        explain(
+            policy,
+            &["--user", "bob", "--verb", "get", "--path", "/healthz"]
+        ),
         json!({"rule": null, "level": "None", "omit_stages": ["Panic"], "omit_managed_fields": true})
     );
 }
@@ -166,8 +266,18 @@ fn explain_json_unions_stages_and_overrides_managed_fields() {
 #[test]
 fn explain_text_shows_the_rule_it_matched() {
     let out = run_in_repo(&[
-        "policy", "explain", "--policy", "conf/policies/k8s-website-example.yaml", "--user",
-        "alice", "--verb", "get", "--resource", "secrets", "--namespace", "default",
+        "policy",
+        "explain",
+        "--policy",
+        "conf/policies/k8s-website-example.yaml",
+        "--user",
+        "alice",
+        "--verb",
+        "get",
+        "--resource",
+        "secrets",
+        "--namespace",
+        "default",
     ]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
@@ -179,14 +289,32 @@ fn explain_text_shows_the_rule_it_matched() {
 #[test]
 fn explain_refuses_an_invalid_policy_and_mixed_flags() {
     let out = run_in_repo(&[
-        "policy", "explain", "--policy", "tests/data/audit/invalid-policy.yaml", "--user", "a",
-        "--verb", "get", "--path", "/x",
+        "policy",
+        "explain",
+        "--policy",
+        "tests/data/audit/invalid-policy.yaml",
+        "--user",
+        "a",
+        "--verb",
+        "get",
+        "--path",
+        "/x",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("rules[1].level"));
     let out = run_in_repo(&[
-        "policy", "explain", "--policy", "conf/policies/gce-master.yaml", "--user", "a",
-        "--verb", "get", "--path", "/x", "--resource", "pods",
+        "policy",
+        "explain",
+        "--policy",
+        "conf/policies/gce-master.yaml",
+        "--user",
+        "a",
+        "--verb",
+        "get",
+        "--path",
+        "/x",
+        "--resource",
+        "pods",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot be used with"));
@@ -202,7 +330,12 @@ fn explain_agrees_with_the_conformance_vectors() {
     .expect("JSON");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut checked = 0;
-    for (n, case) in vectors["cases"].as_array().expect("cases").iter().enumerate() {
+    for (n, case) in vectors["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .enumerate()
+    {
         let request = &case["request"];
         let Some(user) = request["user"].as_str() else {
             continue;
@@ -210,11 +343,22 @@ fn explain_agrees_with_the_conformance_vectors() {
         let policy = dir.path().join(format!("p{n}.json"));
         std::fs::write(&policy, case["policy"].to_string()).expect("write policy");
         let field = |key: &str| request[key].as_str().unwrap_or("").to_owned();
-        let mut args = vec!["--user".to_owned(), user.to_owned(), "--verb".into(), field("verb")];
+        let mut args = vec![
+            "--user".to_owned(),
+            user.to_owned(),
+            "--verb".into(),
+            field("verb"),
+        ];
         for group in request["groups"].as_array().into_iter().flatten() {
-            args.extend(["--group".to_owned(), group.as_str().expect("group").to_owned()]);
+            args.extend([
+                "--group".to_owned(),
+                group.as_str().expect("group").to_owned(),
+            ]);
         }
-        if request["resource_request"].as_bool().expect("resource_request") {
+        if request["resource_request"]
+            .as_bool()
+            .expect("resource_request")
+        {
             for (flag, key) in [
                 ("--resource", "resource"),
                 ("--subresource", "subresource"),
@@ -242,8 +386,15 @@ fn explain_agrees_with_the_conformance_vectors() {
         };
         let name = case["name"].as_str().unwrap_or("?");
         assert_eq!(got["level"], expect["level"], "{name}");
-        assert_eq!(sorted(&got["omit_stages"]), sorted(&expect["omit_stages"]), "{name}");
-        assert_eq!(got["omit_managed_fields"], expect["omit_managed_fields"], "{name}");
+        assert_eq!(
+            sorted(&got["omit_stages"]),
+            sorted(&expect["omit_stages"]),
+            "{name}"
+        );
+        assert_eq!(
+            got["omit_managed_fields"], expect["omit_managed_fields"],
+            "{name}"
+        );
         checked += 1;
     }
     assert!(checked >= 50, "only {checked} vectors were expressible");
@@ -279,7 +430,13 @@ fn legacy_fixtures_become_their_expected_events() {
     ] {
         let input = format!("tests/data/fixtures/legacy/{name}.log");
         let out = audit_command(
-            &["--policy", "tests/data/audit/metadata-all.yaml", "--format", "legacy", &input],
+            &[
+                "--policy",
+                "tests/data/audit/metadata-all.yaml",
+                "--format",
+                "legacy",
+                &input,
+            ],
             b"",
         );
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -298,8 +455,8 @@ fn legacy_fixtures_become_their_expected_events() {
 fn audit_reads_stdin_and_writes_a_private_output_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let output = dir.path().join("events.jsonl");
-    let input = std::fs::read(data("fixtures/legacy/k8s-website-admin-audit-2016.log"))
-        .expect("fixture");
+    let input =
+        std::fs::read(data("fixtures/legacy/k8s-website-admin-audit-2016.log")).expect("fixture");
     let out = audit_command(
         &[
             "--policy",
@@ -320,7 +477,10 @@ fn audit_reads_stdin_and_writes_a_private_output_file() {
     .expect("expected");
     assert_eq!(written, expected);
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&output).expect("stat").permissions().mode();
+    let mode = std::fs::metadata(&output)
+        .expect("stat")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -346,7 +506,10 @@ fn audit_reports_bad_lines_by_number_and_exits_1() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{stderr}");
-    assert!(lines[0].starts_with("<stdin>:2: access record is not valid JSON"), "{stderr}");
+    assert!(
+        lines[0].starts_with("<stdin>:2: access record is not valid JSON"),
+        "{stderr}"
+    );
     assert_eq!(lines[1], "<stdin>:4: access record has no `user.username`");
     assert_eq!(lines[2], "error: 2 of 5 lines could not be audited");
     let events: Vec<Value> = text(&out.stdout)

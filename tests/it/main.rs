@@ -3,7 +3,7 @@
 
 mod support;
 
+mod audit_cli; // audit, policy check and policy explain: exact outputs and exit codes
 mod cli; // run as a pipe filter, check, config default, exit codes, SIGTERM
 mod config_errors; // broken configs and their exact file:line:col diagnostics
-mod audit_cli; // audit, policy check and policy explain: exact outputs and exit codes
 mod seed_scenarios; // the fluentd and logstash seed scenarios from examples/
