@@ -295,10 +295,17 @@ fn parse_component(
             });
         }
         Section::Output => {
-            let batch = table
-                .take::<BatchConfig>("batch")?
-                .map(Spanned::into_inner)
-                .unwrap_or_default();
+            let batch = match table.take::<BatchConfig>("batch")? {
+                Some(batch) => {
+                    let span = batch.span();
+                    batch
+                        .get_ref()
+                        .validate()
+                        .map_err(|message| Diagnostic::new(message).at(span))?;
+                    batch.into_inner()
+                }
+                None => BatchConfig::default(),
+            };
             let on_full = table
                 .take::<OnFull>("on_full")?
                 .map(Spanned::into_inner)

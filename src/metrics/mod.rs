@@ -2,6 +2,7 @@
 //! component name (never by tag or user: bounded cardinality). Components
 //! keep the handles they need, so counting is one atomic add.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,6 +13,12 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ComponentLabels {
     pub component: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResponseLabels {
+    pub component: String,
+    pub code: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -28,6 +35,10 @@ pub struct Metrics {
     events_out: Family<ComponentLabels, Counter>,
     events_dropped: Family<DropLabels, Counter>,
     errors: Family<ComponentLabels, Counter>,
+    /// Families components add on demand (e.g. output retries), registered
+    /// once per registry however many components use them.
+    extra: Arc<Mutex<HashMap<&'static str, Family<ComponentLabels, Counter>>>>,
+    http_responses: Family<ResponseLabels, Counter>,
 }
 
 /// The handles one component counts with.
@@ -62,6 +73,7 @@ impl Metrics {
         let events_out = Family::default();
         let events_dropped = Family::default();
         let errors = Family::default();
+        let http_responses = Family::default();
         registry.register(
             "events_in",
             "Events received by a component (read by a source, taken by an output)",
@@ -82,13 +94,47 @@ impl Metrics {
             "Errors per component (bad input lines, failed writes or requests, expression errors)",
             errors.clone(),
         );
+        registry.register(
+            "http_responses",
+            "Replies of an http source by status code (429: the pipeline was full)",
+            http_responses.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             events_in,
             events_out,
             events_dropped,
             errors,
+            extra: Arc::default(),
+            http_responses,
         }
+    }
+
+    /// A per-component counter of the family `name` (registered on first
+    /// use with `help`), for counters only some components have.
+    pub fn component_counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        component: &str,
+    ) -> Counter {
+        let mut extra = self
+            .extra
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let family = extra.entry(name).or_insert_with(|| {
+            let family = Family::default();
+            self.registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .register(name, help, family.clone());
+            family
+        });
+        family
+            .get_or_create(&ComponentLabels {
+                component: component.to_owned(),
+            })
+            .clone()
     }
 
     /// The handles for one named component.
@@ -132,6 +178,17 @@ impl ComponentMetrics {
             .get_or_create(&DropLabels {
                 component: self.name.to_string(),
                 reason: reason.to_owned(),
+            })
+            .clone()
+    }
+
+    /// The counter of replies with status `code` this component sent.
+    pub fn http_response(&self, code: u16) -> Counter {
+        self.metrics
+            .http_responses
+            .get_or_create(&ResponseLabels {
+                component: self.name.to_string(),
+                code,
             })
             .clone()
     }

@@ -2,8 +2,14 @@
 //! (flushed to a file or stream, accepted by a remote). Each runs as its own
 //! task fed by a bounded channel from the router.
 
+pub mod elasticsearch;
+mod file;
+pub mod http;
 mod stdout;
 
+pub use elasticsearch::ElasticsearchConfig;
+pub use file::FileConfig;
+pub use http::HttpConfig;
 pub use stdout::StdoutConfig;
 
 use std::future::Future;
@@ -23,9 +29,12 @@ use crate::source::BuildError;
 #[derive(Debug)]
 pub enum OutputConfig {
     Stdout(StdoutConfig),
+    File(Box<FileConfig>),
+    Http(HttpConfig),
+    Elasticsearch(ElasticsearchConfig),
 }
 
-const OUTPUT_TYPES: &[&str] = &["stdout"];
+const OUTPUT_TYPES: &[&str] = &["stdout", "file", "http", "elasticsearch"];
 
 /// A running output; it ends after its input closes and it has flushed.
 pub type OutputTask = Pin<Box<dyn Future<Output = Result<(), BuildError>> + Send>>;
@@ -43,13 +52,29 @@ impl OutputConfig {
     pub fn from_component(
         kind: &toml::Spanned<String>,
         table: ComponentTable<'_>,
-        _file: &SourceFile,
+        file: &SourceFile,
     ) -> Result<Self, Diagnostic> {
         let shared = ["type", "name", "match", "batch", "on_full"];
         match kind.get_ref().as_str() {
             "stdout" => Ok(Self::Stdout(
                 table.deserialize("a `stdout` output", &shared)?,
             )),
+            "file" => Ok(Self::File(Box::new(FileConfig::from_component(
+                table, file,
+            )?))),
+            "http" => {
+                let span = table.span.clone();
+                let config: HttpConfig = table.deserialize("an `http` output", &shared)?;
+                config.validate().map_err(|m| Diagnostic::new(m).at(span))?;
+                Ok(Self::Http(config))
+            }
+            "elasticsearch" => {
+                let span = table.span.clone();
+                let config: ElasticsearchConfig =
+                    table.deserialize("an `elasticsearch` output", &shared)?;
+                config.validate().map_err(|m| Diagnostic::new(m).at(span))?;
+                Ok(Self::Elasticsearch(config))
+            }
             _ => Err(unknown_type(Section::Output, kind, OUTPUT_TYPES)),
         }
     }
@@ -57,12 +82,18 @@ impl OutputConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Stdout(_) => "stdout",
+            Self::File(_) => "file",
+            Self::Http(_) => "http",
+            Self::Elasticsearch(_) => "elasticsearch",
         }
     }
 
     pub fn build(&self, cx: OutputContext) -> Result<OutputTask, BuildError> {
         match self {
             Self::Stdout(c) => Ok(c.build(cx)),
+            Self::File(c) => c.build(cx),
+            Self::Http(c) => c.build(cx),
+            Self::Elasticsearch(c) => c.build(cx),
         }
     }
 }

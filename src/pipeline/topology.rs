@@ -31,6 +31,8 @@ pub enum RunError {
     ShutdownTimeout(Duration),
     #[error("a component failed")]
     Component(#[source] BuildError),
+    #[error("failed to start")]
+    DataDir(#[source] super::DataDirError),
 }
 
 /// Runs the pipeline until every source ends or `shutdown` resolves, then
@@ -40,6 +42,12 @@ pub async fn run(
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    // Held until the pipeline has stopped, so positions are never shared.
+    let _data_dir_lock = if config.sources.iter().any(|s| s.config.uses_data_dir()) {
+        Some(super::DataDirLock::acquire(&config.data_dir).map_err(RunError::DataDir)?)
+    } else {
+        None
+    };
     let mut outputs = JoinSet::new();
     let mut routed_outputs = Vec::new();
     for spec in &config.outputs {

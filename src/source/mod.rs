@@ -1,20 +1,26 @@
-//! Sources feed events into the pipeline: `stdin` (JSON lines; the agent
-//! exits when it ends). Each source sends batches through a bounded channel,
+//! Sources feed events into the pipeline: `tail` (log files, with positions
+//! that survive restarts and rotation), `http` (kube-apiserver's audit
+//! webhook) and `stdin` (JSON lines; the agent exits when it ends). Each
+//! source sends batches through a bounded channel,
 //! so a slow pipeline slows its sources instead of growing memory.
 
 mod audit_input;
 mod bad_line;
 mod decode;
+pub mod http;
 mod lines;
 mod stdin;
+pub mod tail;
 
 pub use bad_line::{BadLine, BadLineKind, BadLineLog};
 pub use decode::{
     DEFAULT_JOIN_TIMEOUT, DecodeKeys, DecodeSpec, Decoded, Decoder, InputFormat, TimeSpec,
     parse_time,
 };
+pub use http::HttpConfig;
 pub use lines::{Line, LineSplitter};
 pub use stdin::StdinConfig;
+pub use tail::TailConfig;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -35,9 +41,11 @@ pub const MAX_BATCH: usize = 512;
 #[derive(Debug)]
 pub enum SourceConfig {
     Stdin(StdinConfig),
+    Tail(TailConfig),
+    Http(Box<HttpConfig>),
 }
 
-const SOURCE_TYPES: &[&str] = &["stdin"];
+const SOURCE_TYPES: &[&str] = &["stdin", "tail", "http"];
 
 impl SourceConfig {
     pub fn from_component(
@@ -51,6 +59,21 @@ impl SourceConfig {
                 let config: StdinConfig = table.deserialize("a `stdin` source", &shared)?;
                 Ok(Self::Stdin(config.validate(span)?))
             }
+            "tail" => {
+                let span = table.span.clone();
+                let config: TailConfig = table.deserialize("a `tail` source", &shared)?;
+                config.validate()?;
+                Ok(Self::Tail(config.with_decode(span)?))
+            }
+            "http" => {
+                let span = table.span.clone();
+                let config: HttpConfig = table.deserialize("an `http` source", &shared)?;
+                config.validate().map_err(|d| match d.span {
+                    Some(_) => d,
+                    None => d.at(span.start..span.start + 1),
+                })?;
+                Ok(Self::Http(Box::new(config)))
+            }
             _ => Err(unknown_type(Section::Source, kind, SOURCE_TYPES)),
         }
     }
@@ -59,6 +82,8 @@ impl SourceConfig {
     pub fn tag(&self) -> &str {
         match self {
             Self::Stdin(c) => &c.tag,
+            Self::Tail(c) => c.tag.get_ref(),
+            Self::Http(c) => &c.tag,
         }
     }
 
@@ -66,13 +91,23 @@ impl SourceConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Stdin(_) => "stdin",
+            Self::Tail(_) => "tail",
+            Self::Http(_) => "http",
         }
+    }
+
+    /// Whether the source keeps state in `data_dir` (which the agent then
+    /// locks, so two agents never share it).
+    pub fn uses_data_dir(&self) -> bool {
+        matches!(self, Self::Tail(_))
     }
 
     /// Starts the source. It runs until its input ends or `cx.shutdown`.
     pub fn build(&self, cx: SourceContext) -> Result<SourceTask, BuildError> {
         match self {
             Self::Stdin(c) => Ok(c.build(cx)),
+            Self::Tail(c) => c.build(cx),
+            Self::Http(c) => c.build(cx),
         }
     }
 }

@@ -1,0 +1,150 @@
+//! The accept loop: one task per connection, a TLS handshake bounded by
+//! `handshake_timeout` inside that task (a slow handshake never stalls other
+//! accepts), HTTP/1.1 with a header read timeout, or HTTP/2 when TLS
+//! negotiates it. On shutdown it stops accepting, lets in-flight requests
+//! finish and closes idle keep-alive connections.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::handler::{HttpState, router};
+
+/// Connection-level limits.
+#[derive(Debug, Clone)]
+pub(super) struct Limits {
+    pub(super) header_read_timeout: Duration,
+    pub(super) handshake_timeout: Duration,
+    pub(super) max_connections: usize,
+}
+
+/// Serves `listener` until `shutdown` is cancelled and every connection has
+/// finished its in-flight requests.
+pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) {
+    let app = router(state.clone());
+    let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(state.limits().max_connections));
+    loop {
+        // Waiting for a slot before accepting leaves further clients in the
+        // kernel's backlog instead of holding memory for each.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly.
+                tracing::warn!(error = %e, "Failed to accept a connection.");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        connections.spawn(connection(
+            stream,
+            state.clone(),
+            app.clone(),
+            shutdown.clone(),
+            slot,
+        ));
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+async fn connection(
+    stream: TcpStream,
+    state: HttpState,
+    app: axum::Router,
+    shutdown: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let service = TowerToHyperService::new(app);
+    let limits = state.limits();
+    let Some(tls) = state.tls() else {
+        let conn = http1_builder(limits).serve_connection(TokioIo::new(stream), service);
+        drive(conn, &shutdown).await;
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+    let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
+    let stream = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                // No or bad client certificate, plain HTTP on the TLS port...
+                state.metrics().errors.inc();
+                tracing::debug!(error = %e, "TLS handshake failed.");
+                return;
+            }
+            Err(_) => {
+                state.metrics().errors.inc();
+                tracing::debug!("TLS handshake timed out.");
+                return;
+            }
+        },
+        () = shutdown.cancelled() => return,
+    };
+    let is_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = TokioIo::new(stream);
+    if is_h2 {
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new());
+        drive(builder.serve_connection(io, service), &shutdown).await;
+    } else {
+        drive(
+            http1_builder(limits).serve_connection(io, service),
+            &shutdown,
+        )
+        .await;
+    }
+}
+
+fn http1_builder(limits: &Limits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    // The header timer also runs while a keep-alive connection is idle, so
+    // it bounds both a slow client's headers and an idle connection's life.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+}
+
+/// Runs a connection; on shutdown, asks it to finish the request in flight
+/// and close.
+async fn drive<C>(conn: C, shutdown: &CancellationToken)
+where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        // Resets, timeouts and garbage are the client's business.
+        tracing::debug!(error = %e, "HTTP connection ended with an error.");
+    }
+}

@@ -1,0 +1,376 @@
+//! `type = "tail"`: follows log files as kube-apiserver writes and rotates
+//! them, reading every line exactly once in normal operation and at least
+//! once across crashes.
+//!
+//! ## What it does
+//! Finds files by glob (`paths` minus `exclude`), reads each from its saved
+//! position in big chunks on a blocking thread, turns lines into events per
+//! `format`, and sends them in batches, each with one acknowledgement. A
+//! file's position advances only to the end of the longest run of batches
+//! every output has acknowledged, and is saved atomically about once a second
+//! and at shutdown, in `<data_dir>/tail/<name>.positions.json` (or
+//! `pos_file`).
+//!
+//! ```toml
+//! [[source]]
+//! name = "apiserver"
+//! type = "tail"
+//! paths = ["/var/log/kubernetes/audit/audit*.log"]
+//! exclude = ["*.gz"]
+//! format = "json"
+//! time_key = "stageTimestamp"
+//! tag = "audit"
+//! ```
+//!
+//! ## Guarantees
+//! - Files are known by device, inode and a fingerprint of their first
+//!   1 KiB, so a renamed file is followed and a reused inode is not mistaken
+//!   for the old file.
+//! - Rename-and-create (lumberjack): the renamed file is read to its end
+//!   from the open descriptor before it is let go; the new file is read from
+//!   byte 0. Globs that also match the backups (`audit*.log`) keep files
+//!   found even if they are renamed before the first look, and across
+//!   restarts.
+//! - Truncation and copytruncate: a file smaller than what was read, or
+//!   whose first bytes changed, is read again from 0 (counted, warned).
+//! - Deleted files are read to the end, then closed. Symlinks are followed;
+//!   a retargeted link is a new file, the old target is drained.
+//! - A partial last line waits for its newline (`emit_partial_at_shutdown`).
+//! - Bad lines (not JSON, not UTF-8, over `max_line_size`) are counted,
+//!   logged once per file and kind with their offset, and skipped.
+//! - Reading stops while `max_unacked` bytes are unacknowledged.
+//! - inotify wakes the reader; open files are also stat'ed every
+//!   `poll_interval` and globs rescanned every `refresh_interval`, so it
+//!   works where inotify does not (NFS, exhausted watches).
+//!
+//! ## Metrics
+//! `auditrail_events_in_total`, `auditrail_errors_total` (bad lines, failed
+//! position writes), and `auditrail_tail_*`: per-file size, read and
+//! acknowledged offsets; truncations, released files, bad lines, bytes read.
+
+mod batch;
+mod discover;
+mod fingerprint;
+mod position;
+mod read;
+mod stats;
+mod tag_template;
+mod tailer;
+mod watch;
+mod window;
+
+pub use stats::{FileStats, TailCounters, TailStats};
+pub use watch::WatchMode;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use self::batch::DecodeShared;
+use self::discover::Globs;
+use self::position::PositionStore;
+use self::read::Emitter;
+use self::stats::TailStatsSet;
+use self::tag_template::TagTemplate;
+use self::tailer::Tailer;
+use self::watch::{DirWatcher, Wake};
+use super::{BadLineLog, BuildError, DecodeKeys, DecodeSpec, InputFormat, SourceContext, SourceTask};
+use crate::config::{ByteSize, Diagnostic, Duration};
+use crate::event::FieldPath;
+
+/// Where files found at the very first start are read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    /// From their first byte.
+    #[default]
+    Head,
+    /// From their end (after the last complete line): only new lines.
+    End,
+}
+
+/// ```toml
+/// [[source]]
+/// type = "tail"
+/// paths = ["/var/log/kubernetes/audit/audit*.log"]
+/// exclude = ["*.gz"]
+/// tag = "audit"
+/// time_key = "stageTimestamp"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailConfig {
+    /// Files to read: globs (`*`, `?`, `[ab]`, `{a,b}`, `**` for any number
+    /// of directories). `*` does not cross `/`. Symlinks are followed.
+    /// Required.
+    pub paths: Vec<Spanned<String>>,
+    /// Globs of files to leave out. A pattern without `/` (`*.gz`) is
+    /// matched against the file name, one with `/` against the whole path.
+    /// Default: none.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    /// `json` (default: one JSON object per line), `text` (each line
+    /// becomes `{"message": "<line>"}`), `legacy` (kube-apiserver's `AUDIT:`
+    /// lines) or `access_json` (one access record per request); the last two
+    /// are audited through `policy` (see the `stdin` source for the keys).
+    #[serde(default)]
+    pub format: InputFormat,
+    /// `legacy`/`access_json`: the audit Policy that decides levels and
+    /// stages; loaded and validated with the config.
+    pub policy: Option<Spanned<PathBuf>>,
+    /// `legacy`: how long a request line waits for its response line (on the
+    /// log's clock; checked as later lines arrive). Default `10s`.
+    pub join_timeout: Option<Spanned<Duration>>,
+    /// Tag of the events. May hold `${file}` (the file's name, e.g.
+    /// `audit.log`) and `${path}` (its path with `/` turned into `.`, e.g.
+    /// `var.log.audit.log`), taken from the path the file had when it was
+    /// first opened. Default `tail`.
+    #[serde(default = "default_tag")]
+    pub tag: Spanned<String>,
+    /// Field holding the event time (e.g. `stageTimestamp`); default: the
+    /// time the line was read.
+    pub time_key: Option<Spanned<FieldPath>>,
+    /// strftime format of `time_key`; default RFC 3339 (numbers are Unix
+    /// seconds).
+    pub time_format: Option<String>,
+    /// Where files present at the very first start (no position file yet)
+    /// are read from: `head` (default) or `end`. Files that appear later, or
+    /// have no saved position on a later start, are always read from byte 0.
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// Longer lines are counted and skipped (never held in memory whole).
+    /// Default `16MiB`.
+    #[serde(default = "super::stdin::default_max_line_size")]
+    pub max_line_size: ByteSize,
+    /// How often the globs are listed again to find new files, besides
+    /// inotify. Default `5s`.
+    #[serde(default = "default_refresh_interval")]
+    pub refresh_interval: Duration,
+    /// How often open files are stat'ed (size, truncation, rotation) when no
+    /// inotify event came; the only wake-up with `watch = "poll"`.
+    /// Default `250ms`.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: Duration,
+    /// `notify` (default): inotify, with polling as the backstop and as the
+    /// fallback where inotify is unavailable or out of watches. `poll`:
+    /// polling only, e.g. for NFS.
+    #[serde(default)]
+    pub watch: WatchMode,
+    /// Position file; default `<data_dir>/tail/<source name>.positions.json`.
+    /// A fluentd in_tail `pos_file` is read on the first start (migration)
+    /// and then rewritten in auditrail's format.
+    pub pos_file: Option<PathBuf>,
+    /// Positions are written at most this often (and at shutdown). After a
+    /// crash, events acknowledged within this window are read again.
+    /// Default `1s`.
+    #[serde(default = "default_position_flush_interval")]
+    pub position_flush_interval: Duration,
+    /// A file no longer found at its path (renamed away, deleted) is closed
+    /// once read to its end, acknowledged, and unchanged for this long.
+    /// Default `5s`.
+    #[serde(default = "default_rotate_wait")]
+    pub rotate_wait: Duration,
+    /// Reading pauses while this many bytes are read but not yet
+    /// acknowledged by every output (backpressure). Default `64MiB`.
+    #[serde(default = "default_max_unacked")]
+    pub max_unacked: ByteSize,
+    /// At shutdown, send a last line that has no newline yet as an event.
+    /// Default `false`: it is read whole at the next start instead (sending
+    /// it would split it if the writer finishes it later).
+    #[serde(default)]
+    pub emit_partial_at_shutdown: bool,
+    /// The checked decoding keys, set by [`TailConfig::with_decode`].
+    #[serde(skip)]
+    pub decode: DecodeSpec,
+}
+
+/// Batches cut but not yet in the pipeline, per source: enough to keep
+/// every core decoding while the reader reads on.
+const DECODE_AHEAD: usize = 8;
+
+fn default_tag() -> Spanned<String> {
+    Spanned::new(0..0, "tail".to_owned())
+}
+fn default_refresh_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_position_flush_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_rotate_wait() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_unacked() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+/// The resolved settings the reader loop runs with.
+#[derive(Debug, Clone)]
+pub(super) struct TailSettings {
+    tag: TagTemplate,
+    read_from: ReadFrom,
+    max_line_size: usize,
+    refresh_interval: std::time::Duration,
+    poll_interval: std::time::Duration,
+    position_flush_interval: std::time::Duration,
+    rotate_wait: std::time::Duration,
+    emit_partial_at_shutdown: bool,
+}
+
+impl TailConfig {
+    /// Checks what serde cannot: globs compile, the tag template is known.
+    pub fn validate(&self) -> Result<(), Diagnostic> {
+        if self.paths.is_empty() {
+            return Err(
+                Diagnostic::new("`paths` of a `tail` source is empty").with_help(
+                    "add at least one glob, e.g. `paths = [\"/var/log/kubernetes/audit/*.log\"]`",
+                ),
+            );
+        }
+        for pattern in self.paths.iter().chain(&self.exclude) {
+            if let Err(e) = Globs::new(std::slice::from_ref(pattern.get_ref()), &[]) {
+                return Err(Diagnostic::new(format!("invalid glob `{}`", e.pattern))
+                    .at(pattern.span())
+                    .with_label(e.message));
+            }
+        }
+        if let Err(e) = TagTemplate::parse(self.tag.get_ref()) {
+            let d = Diagnostic::new(format!("invalid tag `{}`", self.tag.get_ref()))
+                .with_label(e.message)
+                .with_help("a tail source's tag may use `${file}` (file name) and `${path}` (path with `/` as `.`)");
+            return Err(if self.tag.span().is_empty() {
+                d
+            } else {
+                d.at(self.tag.span())
+            });
+        }
+        if self.poll_interval.0.is_zero() || self.refresh_interval.0.is_zero() {
+            return Err(Diagnostic::new(
+                "`poll_interval` and `refresh_interval` must be longer than zero",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the decoding keys (`format`, `policy`, `join_timeout`,
+    /// `time_key`) together and loads the policy, as every line source does.
+    pub fn with_decode(mut self, table_span: std::ops::Range<usize>) -> Result<Self, Diagnostic> {
+        self.decode = DecodeSpec::from_keys(&DecodeKeys {
+            format: self.format,
+            time_key: self.time_key.as_ref(),
+            time_format: self.time_format.as_deref(),
+            policy: self.policy.as_ref(),
+            join_timeout: self.join_timeout.as_ref(),
+            table_span,
+        })?;
+        Ok(self)
+    }
+
+    fn globs(&self) -> Result<Globs, discover::GlobError> {
+        let paths: Vec<String> = self.paths.iter().map(|p| p.get_ref().clone()).collect();
+        let exclude: Vec<String> = self.exclude.iter().map(|p| p.get_ref().clone()).collect();
+        Globs::new(&paths, &exclude)
+    }
+
+    /// Where this source's positions are saved.
+    pub fn position_path(&self, data_dir: &std::path::Path, name: &str) -> PathBuf {
+        self.pos_file.clone().unwrap_or_else(|| {
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            data_dir.join("tail").join(format!("{safe}.positions.json"))
+        })
+    }
+
+    /// Opens the position file and starts the reader thread.
+    pub fn build(&self, cx: SourceContext) -> Result<SourceTask, BuildError> {
+        let name = cx.name.to_string();
+        let fail = |message: &str| BuildError::new(&name, message);
+        let globs = self
+            .globs()
+            .map_err(|e| fail("invalid `paths` or `exclude`").with_source(e))?;
+        let tag = TagTemplate::parse(self.tag.get_ref())
+            .map_err(|e| fail(&format!("invalid `tag`: {}", e.message)))?;
+        let store = PositionStore::open(&self.position_path(&cx.data_dir, &name))
+            .map_err(|e| fail("cannot use the position file").with_source(e))?;
+        let settings = TailSettings {
+            tag,
+            read_from: self.read_from,
+            max_line_size: self.max_line_size.as_usize(),
+            refresh_interval: self.refresh_interval.0,
+            poll_interval: self.poll_interval.0,
+            position_flush_interval: self.position_flush_interval.0,
+            rotate_wait: self.rotate_wait.0,
+            emit_partial_at_shutdown: self.emit_partial_at_shutdown,
+        };
+        let stats = TailStats::new(&name);
+        let stats_set = TailStatsSet::register(cx.metrics.metrics(), &stats);
+        let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+        let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel(DECODE_AHEAD);
+        let now = Instant::now();
+        let decode = DecodeShared::new(
+            self.decode.build(&cx.metrics),
+            self.format,
+            BadLineLog::new(cx.metrics.errors.clone()),
+            stats.counters_arc(),
+            settings.max_line_size,
+        );
+        let tailer = Tailer {
+            watcher: DirWatcher::new(self.watch, wake_tx.clone()),
+            emit: Emitter {
+                jobs: jobs_tx,
+                decode: std::sync::Arc::new(decode),
+                counters: stats.counters_arc(),
+                runtime: tokio::runtime::Handle::current(),
+                wake: wake_tx.clone(),
+                unacked: 0,
+                max_unacked: self.max_unacked.0.max(1),
+                errors: cx.metrics.errors.clone(),
+            },
+            settings,
+            globs,
+            store,
+            wake: wake_rx,
+            stats: stats.clone(),
+            shutdown: cx.shutdown.clone(),
+            files: Vec::new(),
+            next_id: 0,
+            scanned_once: false,
+            dirty: false,
+            last_save: now,
+            last_scan: now,
+            last_check: now,
+            started: now,
+            save_failed: false,
+        };
+        Ok(Box::pin(async move {
+            let shutdown = cx.shutdown.clone();
+            let waker = tokio::spawn(async move {
+                shutdown.cancelled().await;
+                let _ = wake_tx.send(Wake::Shutdown);
+            });
+            let forwarder = tokio::spawn(batch::forward(jobs_rx, cx.out.clone()));
+            let result = tokio::task::spawn_blocking(move || tailer.run()).await;
+            waker.abort();
+            // The reader is gone and with it the job queue: send what is left.
+            let _ = forwarder.await;
+            stats_set.unregister(&stats);
+            result.map_err(|e| BuildError::new(&name, "the tail reader stopped").with_source(e))
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,349 @@
+//! One open file of a tail source: reads it in big chunks from its open
+//! descriptor (so a renamed or deleted file is still read to its end), splits
+//! lines, decodes them into events and sends them in acknowledged batches.
+//! Only complete lines are consumed: a partial last line waits for its
+//! newline, so a saved position never points into the middle of a line.
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use super::batch::{DecodeShared, Job};
+use super::fingerprint::Fingerprint;
+use super::stats::{FileStats, TailCounters};
+use super::watch::Wake;
+use super::window::AckWindow;
+use crate::event::{Ack, Tag};
+use crate::source::{Line, LineSplitter, PipelineClosed};
+
+/// A batch is sent once it holds this many bytes of lines, even if it has
+/// fewer than `MAX_BATCH` events (audit events with bodies are large).
+const MAX_BATCH_BYTES: u64 = 2 << 20;
+
+/// What reading needs besides the file: where batches go and the budget of
+/// unacknowledged bytes shared by every file of the source.
+pub(super) struct Emitter {
+    /// Batches in the order they were cut, to the forwarder.
+    pub(super) jobs: tokio::sync::mpsc::Sender<Job>,
+    pub(super) decode: Arc<DecodeShared>,
+    pub(super) counters: Arc<TailCounters>,
+    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) wake: Sender<Wake>,
+    pub(super) unacked: u64,
+    pub(super) max_unacked: u64,
+    /// The component's error counter (failed position writes).
+    pub(super) errors: prometheus_client::metrics::counter::Counter,
+}
+
+impl Emitter {
+    pub(super) fn over_budget(&self) -> bool {
+        self.unacked >= self.max_unacked
+    }
+
+    /// An `Acked` wake-up arrived: the bytes are no longer in flight.
+    pub(super) fn release_budget(&mut self, bytes: u64) {
+        self.unacked = self.unacked.saturating_sub(bytes);
+        self.counters
+            .unacked_bytes
+            .store(self.unacked, Ordering::Relaxed);
+    }
+}
+
+/// How a read step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReadOutcome {
+    /// Reached the end of what the file holds now.
+    Eof,
+    /// Read its share for this round; there may be more.
+    More,
+    /// Too much is unacknowledged: wait for the outputs.
+    Blocked,
+    /// The read failed (logged); try again later.
+    Failed,
+}
+
+/// What a stat of the open descriptor showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    None,
+    /// Smaller than what was read, or the first bytes changed
+    /// (copytruncate, truncation, rewrite in place): read again from 0.
+    Truncated,
+}
+
+/// One file being read.
+pub(super) struct TailedFile {
+    /// Id for routing acknowledgements; a new one after truncation, so late
+    /// acks for the old content cannot move the new content's position.
+    pub(super) ack_id: u64,
+    /// Id for [`super::TailStats`]; stable while the file is open.
+    pub(super) stats_id: u64,
+    pub(super) dev: u64,
+    pub(super) ino: u64,
+    /// The path it was last found at.
+    pub(super) path: PathBuf,
+    /// Directory of the file itself (behind symlinks), watched for changes.
+    pub(super) real_dir: Option<PathBuf>,
+    pub(super) tag: Tag,
+    file: File,
+    pub(super) fingerprint: Fingerprint,
+    splitter: LineSplitter,
+    /// Offset of the next byte to read.
+    read_pos: u64,
+    /// Offset just past the last line handed to a batch (or skipped).
+    batch_end: u64,
+    pub(super) window: AckWindow,
+    /// Seen at its path at the last scan.
+    pub(super) matched: bool,
+    /// The last read found no more data.
+    pub(super) at_eof: bool,
+    /// When data last arrived (or the file was opened).
+    pub(super) last_change: Instant,
+    /// Size at the last stat.
+    pub(super) size: u64,
+    /// Link count at the last stat: 0 once deleted.
+    pub(super) links: u64,
+    bytes_read: u64,
+    /// The final partial line was emitted (or counted); nothing follows.
+    pub(super) finished: bool,
+    /// Path as text, for logs and bad-line reports.
+    label: Arc<str>,
+}
+
+impl TailedFile {
+    /// Wraps an open file, to be read from `offset` (a line start).
+    pub(super) fn new(
+        file: File,
+        path: PathBuf,
+        tag: Tag,
+        ack_id: u64,
+        offset: u64,
+        max_line_size: usize,
+    ) -> io::Result<Self> {
+        let meta = file.metadata()?;
+        let fingerprint = Fingerprint::of(&file, meta.len())?;
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Self {
+            ack_id,
+            stats_id: ack_id,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            label: Arc::from(path.display().to_string()),
+            real_dir: std::fs::canonicalize(&path)
+                .ok()
+                .and_then(|p| p.parent().map(std::path::Path::to_owned)),
+            path,
+            tag,
+            file,
+            fingerprint,
+            splitter: LineSplitter::new(max_line_size, offset),
+            read_pos: offset,
+            batch_end: offset,
+            window: AckWindow::new(offset),
+            matched: true,
+            at_eof: false,
+            last_change: Instant::now(),
+            size: meta.len(),
+            links: meta.nlink(),
+            bytes_read: 0,
+            finished: false,
+        })
+    }
+
+    pub(super) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Everything the file held at the last stat was read and acknowledged.
+    pub(super) fn is_drained(&self) -> bool {
+        self.at_eof && self.read_pos >= self.size && self.window.is_idle()
+    }
+
+    /// Bytes held for an unterminated last line.
+    pub(super) fn has_partial_line(&self) -> bool {
+        self.splitter.pending_len() > 0
+    }
+
+    pub(super) fn stats(&self) -> FileStats {
+        FileStats {
+            path: self.path.clone(),
+            size: self.size.max(self.read_pos),
+            read_offset: self.read_pos,
+            acked_offset: self.window.committed(),
+            bytes_read: self.bytes_read,
+        }
+    }
+
+    /// Stats the open descriptor: size, links, truncation, and a changed
+    /// beginning (copytruncate that grew past our offset before we looked).
+    pub(super) fn check(&mut self) -> io::Result<Change> {
+        let meta = self.file.metadata()?;
+        let size = meta.len();
+        self.links = meta.nlink();
+        let previous = self.size;
+        self.size = size;
+        if size < self.read_pos {
+            return Ok(Change::Truncated);
+        }
+        if size != previous || self.fingerprint.is_provisional(size) {
+            if !self.fingerprint.matches(&self.file)? {
+                return Ok(Change::Truncated);
+            }
+            if self.fingerprint.is_provisional(size) {
+                self.fingerprint = Fingerprint::of(&self.file, size)?;
+            }
+        }
+        if size != previous {
+            self.last_change = Instant::now();
+        }
+        Ok(Change::None)
+    }
+
+    /// Starts over at byte 0 (after truncation); acks still in flight for
+    /// the old content are routed to `new_ack_id`, i.e. nowhere.
+    pub(super) fn restart(&mut self, new_ack_id: u64, max_line_size: usize) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(0))?;
+        self.ack_id = new_ack_id;
+        self.splitter = LineSplitter::new(max_line_size, 0);
+        self.read_pos = 0;
+        self.batch_end = 0;
+        self.window = AckWindow::new(0);
+        self.fingerprint = Fingerprint::of(&self.file, self.size)?;
+        self.at_eof = false;
+        self.finished = false;
+        self.last_change = Instant::now();
+        Ok(())
+    }
+
+    /// Reads up to about `budget` bytes, sending full batches as it goes.
+    pub(super) fn read_some(
+        &mut self,
+        emit: &mut Emitter,
+        budget: u64,
+    ) -> Result<ReadOutcome, PipelineClosed> {
+        let mut lines = Vec::new();
+        let mut read = 0u64;
+        let outcome = loop {
+            if emit.over_budget() {
+                break ReadOutcome::Blocked;
+            }
+            if read >= budget {
+                break ReadOutcome::More;
+            }
+            let n = match self.splitter.read_from(&mut self.file) {
+                Ok(n) => n as u64,
+                Err(e) => {
+                    tracing::warn!(path = %self.label, error = %e, "Reading a file failed; retrying later.");
+                    break ReadOutcome::Failed;
+                }
+            };
+            if n == 0 {
+                self.at_eof = true;
+                break ReadOutcome::Eof;
+            }
+            self.at_eof = false;
+            self.finished = false;
+            self.last_change = Instant::now();
+            self.read_pos += n;
+            self.bytes_read += n;
+            emit.counters.bytes_read.fetch_add(n, Ordering::Relaxed);
+            read += n;
+            self.size = self.size.max(self.read_pos);
+            while let Some(line) = self.splitter.next_line() {
+                lines.push(line);
+                let cut = self.splitter.consumed_offset() - self.batch_end;
+                if lines.len() >= crate::source::MAX_BATCH || cut >= MAX_BATCH_BYTES {
+                    self.send(emit, std::mem::take(&mut lines))?;
+                }
+            }
+        };
+        self.send(emit, lines)?;
+        Ok(outcome)
+    }
+
+    /// Hands the unterminated last line on as if it were complete: at
+    /// shutdown when configured, or when a rotated file is let go.
+    pub(super) fn flush_partial_line(&mut self, emit: &mut Emitter) -> Result<(), PipelineClosed> {
+        let lines: Vec<Line> = self.splitter.take_partial().into_iter().collect();
+        self.finished = true;
+        self.send(emit, lines)
+    }
+
+    /// Sends `lines` as one acknowledged batch, registered in the window
+    /// with the offset just past its last line.
+    fn send(&mut self, emit: &mut Emitter, lines: Vec<Line>) -> Result<(), PipelineClosed> {
+        let end = self.splitter.consumed_offset();
+        if lines.is_empty() {
+            // The rest of an over-long line was skipped: nothing to wait for.
+            if end > self.batch_end {
+                self.window.push_done(end);
+                self.batch_end = end;
+            }
+            return Ok(());
+        }
+        let bytes = end - self.batch_end;
+        self.batch_end = end;
+        let seq = self.window.push(end);
+        emit.unacked += bytes;
+        emit.counters
+            .unacked_bytes
+            .store(emit.unacked, Ordering::Relaxed);
+        let (ack, waiter) = Ack::batch();
+        let wake = emit.wake.clone();
+        let file = self.ack_id;
+        emit.runtime.spawn(async move {
+            let status = waiter.wait().await;
+            let _ = wake.send(Wake::Acked {
+                file,
+                seq,
+                bytes,
+                status,
+            });
+        });
+        let job = emit.decode.job(
+            &emit.runtime,
+            lines,
+            self.tag.clone(),
+            Arc::clone(&self.label),
+            ack,
+        );
+        emit.jobs.blocking_send(job).map_err(|_| PipelineClosed)
+    }
+}
+
+/// Where reading starts with `read_from = "end"`: just past the last
+/// newline, so a line being written is read whole once it is complete.
+pub(super) fn end_of_last_line(file: &File, size: u64) -> io::Result<u64> {
+    const WINDOW: u64 = 64 * 1024;
+    let start = size.saturating_sub(WINDOW);
+    let mut buf = vec![0; usize::try_from(size - start).unwrap_or(0)];
+    let n = file.read_at(&mut buf, start)?;
+    buf.truncate(n);
+    Ok(match memchr::memrchr(b'\n', &buf) {
+        Some(i) => start + i as u64 + 1,
+        None if start == 0 => 0,
+        None => size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn end_of_last_line_skips_a_partial_line() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"a\nbb\ncc").unwrap();
+        assert_eq!(end_of_last_line(&file, 7).unwrap(), 5);
+        assert_eq!(end_of_last_line(&file, 5).unwrap(), 5);
+        assert_eq!(end_of_last_line(&file, 1).unwrap(), 0);
+        assert_eq!(end_of_last_line(&file, 0).unwrap(), 0);
+    }
+}

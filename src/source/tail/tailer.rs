@@ -1,0 +1,438 @@
+//! The reader loop of one tail source, on its own blocking thread: rescan
+//! globs, stat open files, read what is new, apply acknowledgements, let go
+//! of rotated files once they are read to the end, save positions.
+//!
+//! Invariants: a file is closed only when it is no longer found at its path,
+//! everything it held was read, it stayed unchanged for `rotate_wait`, and
+//! every batch from it was acknowledged; a position is saved only up to the
+//! last acknowledged line.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::TailSettings;
+use super::discover::Globs;
+use super::position::{PositionEntry, PositionStore};
+use super::read::{Change, Emitter, ReadOutcome, TailedFile, end_of_last_line};
+use super::stats::TailStats;
+use super::watch::{DirWatcher, Wake};
+use crate::event::BatchStatus;
+use crate::source::PipelineClosed;
+
+/// How much one file may read per round before the others get a turn.
+const READ_SHARE: u64 = 8 << 20;
+/// Saved positions of files not found again are kept this long after
+/// startup (a file may be briefly missing mid-rotation), then forgotten.
+const FORGET_UNCLAIMED_AFTER: Duration = Duration::from_secs(300);
+/// At shutdown, how long to wait for outputs to acknowledge what was read.
+const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(10);
+
+pub(super) struct Tailer {
+    pub(super) settings: TailSettings,
+    pub(super) globs: Globs,
+    pub(super) store: PositionStore,
+    pub(super) watcher: DirWatcher,
+    pub(super) wake: Receiver<Wake>,
+    pub(super) emit: Emitter,
+    pub(super) stats: TailStats,
+    pub(super) shutdown: CancellationToken,
+    pub(super) files: Vec<TailedFile>,
+    pub(super) next_id: u64,
+    pub(super) scanned_once: bool,
+    pub(super) dirty: bool,
+    pub(super) last_save: Instant,
+    pub(super) last_scan: Instant,
+    pub(super) last_check: Instant,
+    pub(super) started: Instant,
+    pub(super) save_failed: bool,
+}
+
+/// Why the loop stopped.
+enum Stop {
+    Shutdown,
+    PipelineClosed,
+}
+
+impl Tailer {
+    pub(super) fn run(mut self) {
+        self.scan();
+        let stop = self.follow();
+        if matches!(stop, Stop::Shutdown) {
+            self.finish();
+        }
+        self.save(true);
+        let bad = self.emit.counters.bad_lines.load(Ordering::Relaxed);
+        tracing::info!(
+            bad_lines = bad,
+            files = self.files.len(),
+            "Tail source stopped; skipped {bad} bad lines in total."
+        );
+    }
+
+    fn follow(&mut self) -> Stop {
+        let mut busy = false;
+        loop {
+            let mut rescan = false;
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                self.settings.poll_interval
+            };
+            match self.wake.recv_timeout(timeout) {
+                Ok(wake) => {
+                    if self.on_wake(wake, &mut rescan) {
+                        return Stop::Shutdown;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Stop::Shutdown,
+            }
+            while let Ok(wake) = self.wake.try_recv() {
+                if self.on_wake(wake, &mut rescan) {
+                    return Stop::Shutdown;
+                }
+            }
+            if self.shutdown.is_cancelled() {
+                return Stop::Shutdown;
+            }
+            if self.last_check.elapsed() >= self.settings.poll_interval {
+                self.last_check = Instant::now();
+                rescan |= self.check_files();
+            }
+            if rescan || self.last_scan.elapsed() >= self.settings.refresh_interval {
+                self.scan();
+            }
+            match self.read_files() {
+                Ok(more) => busy = more,
+                Err(PipelineClosed) => return Stop::PipelineClosed,
+            }
+            if let Err(PipelineClosed) = self.release_finished() {
+                return Stop::PipelineClosed;
+            }
+            if self.scanned_once && self.started.elapsed() >= FORGET_UNCLAIMED_AFTER {
+                self.store.forget_unclaimed();
+            }
+            self.save(false);
+        }
+    }
+
+    /// Handles one wake-up; returns true on shutdown.
+    fn on_wake(&mut self, wake: Wake, rescan: &mut bool) -> bool {
+        match wake {
+            Wake::Changed { rescan: r } => *rescan |= r,
+            Wake::Acked {
+                file,
+                seq,
+                bytes,
+                status,
+            } => {
+                self.emit.release_budget(bytes);
+                if let Some(f) = self.files.iter_mut().find(|f| f.ack_id == file) {
+                    let was_frozen = f.window.is_frozen();
+                    self.dirty |= f.window.settle(seq, status);
+                    if status == BatchStatus::Failed && !was_frozen {
+                        tracing::error!(path = %f.label(), "An output failed to deliver events from this file; its position stays before them, so they are read again after a restart.");
+                    }
+                }
+            }
+            Wake::Shutdown => return true,
+        }
+        false
+    }
+
+    /// Lists the globs: opens new files, notes files no longer found.
+    fn scan(&mut self) {
+        self.last_scan = Instant::now();
+        let found = self.globs.scan();
+        let mut dirs: HashSet<PathBuf> = found.dirs.iter().cloned().collect();
+        for file in &mut self.files {
+            file.matched = false;
+        }
+        for path in found.files {
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if let Some(file) = self
+                .files
+                .iter_mut()
+                .find(|f| f.dev == meta.dev() && f.ino == meta.ino())
+            {
+                if !file.matched && file.path != path {
+                    tracing::debug!(from = %file.path.display(), to = %path.display(), "A file was renamed; still reading it.");
+                    file.path = path;
+                }
+                file.matched = true;
+                continue;
+            }
+            self.open(path);
+        }
+        // Symlinked files live elsewhere: watch where they really are too.
+        dirs.extend(self.files.iter().filter_map(|f| f.real_dir.clone()));
+        for dir in &dirs {
+            self.watcher.watch(dir);
+        }
+        self.watcher.retain(&dirs);
+        self.scanned_once = true;
+    }
+
+    /// Starts reading a newly found file at its saved position, or where
+    /// `read_from` says on a first start, or else at 0.
+    fn open(&mut self, path: PathBuf) {
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Could not open a file; trying again at the next scan.");
+                return;
+            }
+        };
+        let Ok(meta) = file.metadata() else {
+            return;
+        };
+        // The path may have been replaced between the scan and the open: the
+        // descriptor is the truth.
+        if self
+            .files
+            .iter()
+            .any(|f| f.dev == meta.dev() && f.ino == meta.ino())
+        {
+            return;
+        }
+        let offset = match self.start_offset(&path, &file, &meta) {
+            Ok(offset) => offset,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Could not read a file's first bytes; trying again at the next scan.");
+                return;
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let tag = self.settings.tag.render(&path);
+        match TailedFile::new(file, path, tag, id, offset, self.settings.max_line_size) {
+            Ok(file) => {
+                tracing::info!(path = %file.label(), offset, "Following a file.");
+                self.stats.update(file.stats_id, file.stats());
+                self.files.push(file);
+                self.dirty = true;
+            }
+            Err(e) => tracing::warn!(error = %e, "Could not start reading a file."),
+        }
+    }
+
+    fn start_offset(
+        &mut self,
+        path: &Path,
+        file: &File,
+        meta: &fs::Metadata,
+    ) -> std::io::Result<u64> {
+        let size = meta.len();
+        if let Some(saved) = self.store.claim(meta.dev(), meta.ino()) {
+            let same = match saved.fingerprint {
+                Some(fingerprint) => fingerprint.matches(file)?,
+                // Imported fluentd positions have only the inode.
+                None => true,
+            };
+            if same && saved.offset <= size {
+                return Ok(saved.offset);
+            }
+            tracing::warn!(
+                path = %path.display(),
+                saved_offset = saved.offset,
+                size,
+                "A saved position does not fit this file (its inode was reused, or it was truncated while stopped); reading it from the start."
+            );
+            return Ok(0);
+        }
+        if self.scanned_once || !self.store.first_start {
+            // Files that appear after the first scan, or that have no saved
+            // position on a later start, are new: all of them is unread.
+            return Ok(0);
+        }
+        match self.settings.read_from {
+            super::ReadFrom::Head => Ok(0),
+            super::ReadFrom::End => end_of_last_line(file, size),
+        }
+    }
+
+    /// Stats every open file; returns whether a rescan is needed (a
+    /// followed path now names another file, or is gone).
+    fn check_files(&mut self) -> bool {
+        let mut rescan = false;
+        for i in 0..self.files.len() {
+            let file = &mut self.files[i];
+            match file.check() {
+                Ok(Change::None) => {}
+                Ok(Change::Truncated) => {
+                    self.emit
+                        .counters
+                        .truncations
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        path = %file.label(),
+                        read_offset = file.stats().read_offset,
+                        size = file.size,
+                        "A file was truncated or rewritten in place (copytruncate?); reading it again from the start. Lines written between the copy and the truncation may be lost."
+                    );
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    if let Err(e) = file.restart(id, self.settings.max_line_size) {
+                        tracing::warn!(path = %file.label(), error = %e, "Could not restart a truncated file.");
+                    }
+                    self.dirty = true;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %file.label(), error = %e, "Could not stat an open file.");
+                }
+            }
+            if file.matched {
+                let here = fs::metadata(&file.path)
+                    .is_ok_and(|m| m.dev() == file.dev && m.ino() == file.ino);
+                rescan |= !here;
+            }
+            self.stats.update(file.stats_id, file.stats());
+        }
+        rescan
+    }
+
+    /// One round of reading over every file; returns whether some file may
+    /// have more right now.
+    fn read_files(&mut self) -> Result<bool, PipelineClosed> {
+        let mut more = false;
+        for file in &mut self.files {
+            let before = file.stats();
+            let outcome = file.read_some(&mut self.emit, READ_SHARE)?;
+            if outcome == ReadOutcome::More {
+                more = true;
+            }
+            let after = file.stats();
+            if after != before {
+                self.stats.update(file.stats_id, after);
+            }
+            if outcome == ReadOutcome::Blocked {
+                break;
+            }
+        }
+        Ok(more)
+    }
+
+    /// Lets go of files that are no longer at their path, read to the end,
+    /// idle for `rotate_wait` and fully acknowledged.
+    fn release_finished(&mut self) -> Result<(), PipelineClosed> {
+        let rotate_wait = self.settings.rotate_wait;
+        let mut i = 0;
+        while i < self.files.len() {
+            let file = &mut self.files[i];
+            let idle = file.at_eof && file.last_change.elapsed() >= rotate_wait;
+            if file.matched || !idle {
+                i += 1;
+                continue;
+            }
+            // A scan may have missed it (e.g. out of file descriptors): make
+            // sure it is really gone from its path before letting go.
+            if fs::metadata(&file.path).is_ok_and(|m| m.dev() == file.dev && m.ino() == file.ino)
+                && self.globs.matches(&file.path)
+            {
+                file.matched = true;
+                i += 1;
+                continue;
+            }
+            if file.has_partial_line() || !file.finished {
+                // Nothing will be appended any more: the last line is whole.
+                file.flush_partial_line(&mut self.emit)?;
+            }
+            if !file.is_drained() {
+                i += 1;
+                continue;
+            }
+            let file = self.files.swap_remove(i);
+            self.emit.decode.forget(file.label());
+            self.stats.remove(file.stats_id);
+            self.emit.counters.released.fetch_add(1, Ordering::Relaxed);
+            self.dirty = true;
+            tracing::info!(path = %file.label(), offset = file.window.committed(), deleted = file.links == 0, "Released a rotated or deleted file after reading it to the end.");
+        }
+        Ok(())
+    }
+
+    /// Shutdown: stop reading, optionally emit partial last lines, wait a
+    /// bounded time for the outputs to acknowledge what was read.
+    fn finish(&mut self) {
+        if self.settings.emit_partial_at_shutdown {
+            for file in &mut self.files {
+                if file.has_partial_line() && file.flush_partial_line(&mut self.emit).is_err() {
+                    break;
+                }
+            }
+        }
+        let deadline = Instant::now() + SHUTDOWN_ACK_WAIT;
+        while self
+            .files
+            .iter()
+            .any(|f| !f.window.is_idle() && !f.window.is_frozen())
+        {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                tracing::warn!(
+                    "Outputs did not acknowledge every event before shutdown; those events are read again at the next start."
+                );
+                break;
+            };
+            match self.wake.recv_timeout(left) {
+                Ok(wake) => {
+                    let mut ignored = false;
+                    self.on_wake(wake, &mut ignored);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        for file in &self.files {
+            self.stats.update(file.stats_id, file.stats());
+        }
+    }
+
+    /// Writes positions if they changed and `position_flush_interval` has
+    /// passed (or `force`).
+    fn save(&mut self, force: bool) {
+        if !self.dirty
+            || (!force && self.last_save.elapsed() < self.settings.position_flush_interval)
+        {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp();
+        let entries: Vec<PositionEntry> = self
+            .files
+            .iter()
+            .map(|f| PositionEntry {
+                path: f.path.clone(),
+                dev: Some(f.dev),
+                ino: f.ino,
+                fingerprint: Some(f.fingerprint),
+                offset: f.window.committed(),
+                updated: now,
+            })
+            .collect();
+        self.last_save = Instant::now();
+        match self.store.save(entries) {
+            Ok(()) => {
+                self.dirty = false;
+                if self.save_failed {
+                    self.save_failed = false;
+                    tracing::info!(path = %self.store.path().display(), "Positions are saved again.");
+                }
+            }
+            Err(e) => {
+                self.emit.errors.inc();
+                if !self.save_failed {
+                    self.save_failed = true;
+                    tracing::error!(error = %e, cause = %std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default(), "Could not save positions; retrying. A crash now repeats events.");
+                }
+            }
+        }
+    }
+}
