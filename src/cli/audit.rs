@@ -48,6 +48,7 @@ pub enum AuditFormat {
     /// kube-apiserver's legacy `AUDIT:` lines (two-line and one-line-per-stage).
     Legacy,
     /// One access record (JSON) per request.
+    #[value(name = "access_json")]
     AccessJson,
 }
 

@@ -314,3 +314,4 @@ fn base64_helper_is_standard() {
 }
 
 mod canary;
+mod multi_cluster;

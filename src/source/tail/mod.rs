@@ -76,7 +76,9 @@ use self::stats::TailStatsSet;
 use self::tag_template::TagTemplate;
 use self::tailer::Tailer;
 use self::watch::{DirWatcher, Wake};
-use super::{BadLineLog, BuildError, DecodeKeys, DecodeSpec, InputFormat, SourceContext, SourceTask};
+use super::{
+    BadLineLog, BuildError, DecodeKeys, DecodeSpec, InputFormat, SourceContext, SourceTask,
+};
 use crate::config::{ByteSize, Diagnostic, Duration};
 use crate::event::FieldPath;
 
