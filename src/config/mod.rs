@@ -27,7 +27,7 @@ use crate::pipeline::{RoutingGraph, TagPattern};
 use crate::source::SourceConfig;
 
 /// The config `auditrail run` uses when no file is given.
-pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../conf/auditrail.toml");
 /// Where the default config says it lives.
 pub const DEFAULT_CONFIG_NAME: &str = "<embedded default config>";
 

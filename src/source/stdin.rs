@@ -2,26 +2,32 @@
 //! requests audited through a `policy`). When input ends, the source ends;
 //! when every source has ended the agent flushes and exits, so `auditrail
 //! run` works as a filter in a shell pipe.
+//!
+//! Standard input is read by one thread for the life of the process, which
+//! hands chunks over a bounded channel. A source takes the channel (and the
+//! unfinished line) when it starts and gives both back when it stops, so a
+//! config reload hands the stream to the next pipeline without losing or
+//! repeating a line.
 
+use std::io::Read;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
+use bytes::Bytes;
 use chrono::Utc;
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
+
 use toml::Spanned;
 
 use super::{
-    BadLineLog, BuildError, DecodeKeys, DecodeSpec, Decoded, Decoder, EventSender, InputFormat,
-    Line, LineSplitter, MAX_BATCH, SourceContext, SourceTask,
+    BadLine, BadLineKind, BadLineLog, BuildError, DecodeKeys, DecodeSpec, Decoder, EventSender,
+    InputFormat, Line, LineSplitter, MAX_BATCH, SourceContext, SourceTask,
 };
 use crate::config::{ByteSize, Diagnostic, Duration};
 use crate::event::{Ack, Event, FieldPath, Tag};
-
-/// How often pending legacy joins are checked for `join_timeout` while input is idle.
-const JOIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// ```toml
 /// [[source]]
@@ -37,7 +43,7 @@ const JOIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// type = "stdin"
 /// tag = "audit.legacy"
 /// format = "legacy"
-/// policy = "conf/policies/k8s-website-example.yaml"
+/// policy = "/etc/auditrail/policies/k8s-website-example-audit-policy.yaml"
 /// join_timeout = "10s"
 /// ```
 #[derive(Debug, Clone, Deserialize)]
@@ -98,191 +104,272 @@ impl StdinConfig {
     pub fn build(&self, cx: SourceContext) -> SourceTask {
         let config = self.clone();
         Box::pin(async move {
-            let tag = Tag::new(&config.tag);
-            // Shared with the join-timeout ticker below; the reader holds it per line.
-            let decoder = Arc::new(Mutex::new(config.decode.build(&cx.metrics)));
-            let stop_ticker = CancellationToken::new();
-            let ticker = lock(&decoder).joins_lines().then(|| {
-                tokio::spawn(flush_expired_periodically(
-                    decoder.clone(),
-                    tag.clone(),
-                    cx.out.clone(),
-                    stop_ticker.clone(),
-                ))
-            });
-            let in_read = Arc::new(AtomicBool::new(false));
-            let reader = {
-                let in_read = in_read.clone();
-                let cx_out = cx.out.clone();
-                let shutdown = cx.shutdown.clone();
-                let bad_lines = BadLineLog::new(cx.metrics.errors.clone());
-                let decoder = decoder.clone();
-                let tag = tag.clone();
-                let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-                // A plain thread, not spawn_blocking: a read blocked on an idle
-                // pipe must not keep the runtime (and the process) alive.
-                std::thread::Builder::new()
-                    .name("stdin".into())
-                    .spawn(move || {
-                        let io = StdinIo {
-                            out: &cx_out,
-                            shutdown: &shutdown,
-                            in_read: &in_read,
-                        };
-                        read_stdin(&config, &tag, &decoder, &io, bad_lines);
-                        let _ = done_tx.send(());
-                    })
-                    .map_err(|e| {
-                        BuildError::new(&cx.name, "failed to start the stdin reader").with_source(e)
-                    })?;
-                done_rx
+            let Some(mut stream) = HeldStream::take(config.max_line_size.as_usize(), &cx.name)?
+            else {
+                tracing::warn!(
+                    source = %cx.name,
+                    "Standard input is already read by another stdin source; this one reads nothing."
+                );
+                return Ok(());
             };
-            tokio::pin!(reader);
-            tokio::select! {
-                _ = &mut reader => {}
-                () = cx.shutdown.cancelled() => {
-                    // Let the reader hand over what it has read already; it
-                    // reads nothing more once shutdown is requested.
-                    loop {
-                        if in_read.load(Ordering::Acquire) || reader.as_mut().try_recv().is_ok() {
-                            break;
+            let mut reader = StdinReader::new(&config, &cx.metrics);
+            let joins = reader.decoder.joins_lines();
+            // While input is idle, legacy requests whose response never comes
+            // are emitted after `join_timeout`.
+            let mut join_check = tokio::time::interval(JOIN_CHECK_INTERVAL);
+            loop {
+                // Stop first: on a busy stream a chunk is always ready.
+                let chunk = tokio::select! {
+                    biased;
+                    () = cx.shutdown.cancelled() => break,
+                    chunk = stream.chunks().recv() => chunk,
+                    _ = join_check.tick(), if joins => {
+                        if !reader.flush(false, &cx.out).await {
+                            return Ok(());
                         }
-                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        continue;
                     }
+                };
+                if !reader.take(chunk, &mut stream, &cx.out).await {
+                    return Ok(());
                 }
             }
-            stop_ticker.cancel();
-            if let Some(ticker) = ticker {
-                let _ = ticker.await;
+            // Stopping (shutdown or reload): hand over what the reading
+            // thread had read when the stop came (each counted chunk is in
+            // the channel or being put there); later reads stay for the
+            // next pipeline, so a busy stream cannot hold the stop up.
+            let owed = READ_NOT_TAKEN.load(Ordering::Acquire);
+            for _ in 0..owed {
+                let chunk = stream.chunks().recv().await;
+                if !reader.take(chunk, &mut stream, &cx.out).await {
+                    break;
+                }
             }
-            // On shutdown, legacy requests still waiting for their response are
-            // emitted with what is known (at end of input the reader did this).
-            let mut decoded = Vec::new();
-            lock(&decoder).flush_all(&mut decoded);
-            if !decoded.is_empty() {
-                let _ = cx.out.send(to_events(&tag, decoded)).await;
-            }
+            // Legacy requests still waiting for their response are recorded
+            // with what is known rather than lost.
+            reader.flush(true, &cx.out).await;
             Ok(())
         })
     }
 }
 
-/// Locks the decoder; a panic elsewhere must not stop the source (the decoder
-/// holds no invariant a half-done call could break beyond one lost join).
-fn lock(decoder: &Mutex<Decoder>) -> MutexGuard<'_, Decoder> {
-    decoder.lock().unwrap_or_else(PoisonError::into_inner)
+/// How often pending legacy joins are checked for `join_timeout` while input is idle.
+const JOIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Chunks the reading thread has read but no source has taken yet.
+static READ_NOT_TAKEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The process-wide stream: `None` inside while a source holds it.
+static STREAM: Mutex<Slot> = Mutex::new(Slot {
+    started: false,
+    stream: None,
+});
+
+/// Chunks of standard input queued between the reading thread and a source.
+const QUEUED_CHUNKS: usize = 4;
+/// Bytes per read.
+const CHUNK_SIZE: usize = 256 * 1024;
+
+struct Slot {
+    started: bool,
+    stream: Option<Stream>,
 }
 
-fn to_events(tag: &Tag, decoded: Vec<Decoded>) -> Vec<Event> {
-    decoded
-        .into_iter()
-        .map(|d| Event::new(tag.clone(), d.time, d.record, Ack::none()))
-        .collect()
+struct Stream {
+    /// Ends (`None`) at end of input; stays ended for later pipelines.
+    chunks: mpsc::Receiver<Bytes>,
+    /// Holds the unfinished last line between chunks and across reloads.
+    splitter: LineSplitter,
+    max_line_size: usize,
 }
 
-/// While stdin is idle, legacy requests whose response never comes are emitted
-/// after `join_timeout`. Skips a tick while the reader holds the decoder.
-async fn flush_expired_periodically(
-    decoder: Arc<Mutex<Decoder>>,
-    tag: Tag,
-    out: EventSender,
-    stop: CancellationToken,
-) {
-    let mut interval = tokio::time::interval(JOIN_CHECK_INTERVAL);
+/// A source's hold on the stream; gives it back when dropped, even if the
+/// task is aborted.
+struct HeldStream(Option<Stream>);
+
+impl HeldStream {
+    /// Takes the stream, starting the reading thread on first use. `None`
+    /// while another source holds it.
+    fn take(max_line_size: usize, source: &str) -> Result<Option<Self>, BuildError> {
+        let mut slot = STREAM.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot.started {
+            let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
+            // A plain thread, not spawn_blocking: a read blocked on an idle
+            // pipe must not keep the runtime (and the process) alive.
+            std::thread::Builder::new()
+                .name("stdin".into())
+                .spawn(move || read_chunks(&tx))
+                .map_err(|e| {
+                    BuildError::new(source, "failed to start the stdin reader").with_source(e)
+                })?;
+            slot.started = true;
+            slot.stream = Some(Stream {
+                chunks: rx,
+                splitter: LineSplitter::new(max_line_size, 0),
+                max_line_size,
+            });
+        }
+        let Some(mut stream) = slot.stream.take() else {
+            return Ok(None);
+        };
+        if stream.max_line_size != max_line_size {
+            stream.resize(max_line_size);
+        }
+        Ok(Some(Self(Some(stream))))
+    }
+
+    fn stream(&mut self) -> &mut Stream {
+        self.0.as_mut().expect("held until dropped")
+    }
+
+    fn chunks(&mut self) -> &mut mpsc::Receiver<Bytes> {
+        &mut self.stream().chunks
+    }
+}
+
+impl Drop for HeldStream {
+    fn drop(&mut self) {
+        let mut slot = STREAM.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.stream = self.0.take();
+    }
+}
+
+impl Stream {
+    /// A reload changed `max_line_size`: carry the unfinished line over to
+    /// a splitter with the new limit (unless it is being skipped as too
+    /// long already, which the old splitter finishes).
+    fn resize(&mut self, max_line_size: usize) {
+        if self.splitter.pending_len() > max_line_size {
+            return;
+        }
+        let offset = self.splitter.consumed_offset();
+        let mut splitter = LineSplitter::new(max_line_size, offset);
+        if let Some(Line::Complete { bytes, .. }) = self.splitter.take_partial() {
+            splitter.push(&bytes);
+        }
+        self.splitter = splitter;
+        self.max_line_size = max_line_size;
+    }
+}
+
+fn read_chunks(tx: &mpsc::Sender<Bytes>) {
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = vec![0u8; CHUNK_SIZE];
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let mut decoded = Vec::new();
-        match decoder.try_lock() {
-            Ok(mut d) => d.flush_expired(Utc::now(), &mut decoded),
-            Err(TryLockError::Poisoned(p)) => {
-                p.into_inner().flush_expired(Utc::now(), &mut decoded)
+        let n = match stdin.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "Reading standard input failed; stopping the stdin source.");
+                return;
             }
-            Err(TryLockError::WouldBlock) => continue,
-        }
-        if !decoded.is_empty() && out.send(to_events(&tag, decoded)).await.is_err() {
+        };
+        READ_NOT_TAKEN.fetch_add(1, Ordering::AcqRel);
+        if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+            READ_NOT_TAKEN.fetch_sub(1, Ordering::AcqRel);
             return;
         }
     }
 }
 
-/// The reader thread's links to the rest of the source.
-struct StdinIo<'a> {
-    out: &'a EventSender,
-    shutdown: &'a CancellationToken,
-    in_read: &'a AtomicBool,
+/// Turns chunks into events for one source.
+struct StdinReader {
+    tag: Tag,
+    decoder: Decoder,
+    bad_lines: BadLineLog,
+    decoded: Vec<super::Decoded>,
 }
 
-fn read_stdin(
-    config: &StdinConfig,
-    tag: &Tag,
-    decoder: &Mutex<Decoder>,
-    io: &StdinIo<'_>,
-    mut bad_lines: BadLineLog,
-) {
-    let StdinIo {
-        out,
-        shutdown,
-        in_read,
-    } = *io;
-    let mut splitter = LineSplitter::new(config.max_line_size.as_usize(), 0);
-    let mut stdin = std::io::stdin().lock();
-    let mut decoded = Vec::new();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        if shutdown.is_cancelled() {
-            break;
+impl StdinReader {
+    fn new(config: &StdinConfig, metrics: &crate::metrics::ComponentMetrics) -> Self {
+        Self {
+            tag: Tag::new(&config.tag),
+            decoder: config.decode.build(metrics),
+            bad_lines: BadLineLog::new(metrics.errors.clone()),
+            decoded: Vec::new(),
         }
-        in_read.store(true, Ordering::Release);
-        let read = splitter.read_from(&mut stdin);
-        in_read.store(false, Ordering::Release);
-        let at_end = match read {
-            Ok(n) => n == 0,
-            Err(e) => {
-                tracing::error!(error = %e, "Reading standard input failed; stopping the stdin source.");
-                true
+    }
+
+    /// Sends legacy joins that timed out (every waiting one with `all`);
+    /// false when the pipeline closed.
+    async fn flush(&mut self, all: bool, out: &EventSender) -> bool {
+        if all {
+            self.decoder.flush_all(&mut self.decoded);
+        } else {
+            self.decoder.flush_expired(Utc::now(), &mut self.decoded);
+        }
+        let batch = self.drain_decoded();
+        batch.is_empty() || out.send(batch).await.is_ok()
+    }
+
+    fn drain_decoded(&mut self) -> Vec<Event> {
+        self.decoded
+            .drain(..)
+            .map(|d| Event::new(self.tag.clone(), d.time, d.record, Ack::none()))
+            .collect()
+    }
+
+    /// Sends the lines of `chunk` (`None`: end of input, so the unfinished
+    /// last line too). False when the source is done: input ended or the
+    /// pipeline closed.
+    async fn take(
+        &mut self,
+        chunk: Option<Bytes>,
+        stream: &mut HeldStream,
+        out: &EventSender,
+    ) -> bool {
+        let splitter = &mut stream.stream().splitter;
+        let at_end = match chunk {
+            Some(bytes) => {
+                READ_NOT_TAKEN.fetch_sub(1, Ordering::AcqRel);
+                splitter.push(&bytes);
+                false
             }
+            None => true,
         };
         let now = Utc::now();
-        let mut handle = |line: Line, batch: &mut Vec<Event>| match line {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let line = match splitter.next_line() {
+                Some(line) => line,
+                // A pipe's last line often lacks its newline: keep it.
+                None if at_end => match splitter.take_partial() {
+                    Some(line) => line,
+                    None => break,
+                },
+                None => break,
+            };
+            self.handle(line, now, &mut batch);
+            if batch.len() >= MAX_BATCH && out.send(std::mem::take(&mut batch)).await.is_err() {
+                return false;
+            }
+        }
+        if at_end {
+            // Input is over: nothing more can join what is waiting.
+            self.decoder.flush_all(&mut self.decoded);
+        } else {
+            self.decoder.flush_expired(now, &mut self.decoded);
+        }
+        batch.extend(self.drain_decoded());
+        if !batch.is_empty() && out.send(batch).await.is_err() {
+            return false;
+        }
+        !at_end
+    }
+
+    fn handle(&mut self, line: Line, now: chrono::DateTime<Utc>, batch: &mut Vec<Event>) {
+        match line {
             Line::Complete { bytes, offset } => {
-                if let Err(bad) = lock(decoder).decode(bytes, now, &mut decoded) {
-                    bad_lines.record("stdin", offset, &bad);
+                if let Err(bad) = self.decoder.decode(bytes, now, &mut self.decoded) {
+                    self.bad_lines.record("stdin", offset, &bad);
                 }
-                for d in decoded.drain(..) {
-                    batch.push(Event::new(tag.clone(), d.time, d.record, Ack::none()));
-                }
+                batch.extend(self.drain_decoded());
             }
             Line::TooLong { offset } => {
-                let bad =
-                    super::BadLine::new(super::BadLineKind::TooLong, "line over `max_line_size`");
-                bad_lines.record("stdin", offset, &bad);
+                let bad = BadLine::new(BadLineKind::TooLong, "line over `max_line_size`");
+                self.bad_lines.record("stdin", offset, &bad);
             }
-        };
-        while let Some(line) = splitter.next_line() {
-            handle(line, &mut batch);
-            if batch.len() >= MAX_BATCH && out.blocking_send(std::mem::take(&mut batch)).is_err() {
-                return;
-            }
-        }
-        if at_end {
-            // A pipe's last line often lacks its newline: keep it.
-            if let Some(line) = splitter.take_partial() {
-                handle(line, &mut batch);
-            }
-            // Input is over: nothing more can join what is waiting.
-            lock(decoder).flush_all(&mut decoded);
-        } else {
-            lock(decoder).flush_expired(now, &mut decoded);
-        }
-        batch.extend(to_events(tag, std::mem::take(&mut decoded)));
-        if !batch.is_empty() && out.blocking_send(std::mem::take(&mut batch)).is_err() {
-            return;
-        }
-        if at_end {
-            break;
         }
     }
 }

@@ -24,8 +24,11 @@ fn text(bytes: &[u8]) -> &str {
 #[test]
 fn policy_check_accepts_the_shipped_policies() {
     for (path, rules) in [
-        ("conf/policies/k8s-website-example.yaml", 9),
-        ("conf/policies/gce-master.yaml", 17),
+        ("conf/policies/k8s-website-example-audit-policy.yaml", 9),
+        (
+            "conf/policies/gce-configure-helper-master-audit-policy.yaml",
+            17,
+        ),
     ] {
         let out = run_in_repo(&["policy", "check", path]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -96,7 +99,7 @@ fn explain(policy: &str, args: &[&str]) -> Value {
 /// The docs' example policy, request by request, as its comments describe it.
 #[test]
 fn explain_json_follows_the_docs_example_policy() {
-    let policy = "conf/policies/k8s-website-example.yaml";
+    let policy = "conf/policies/k8s-website-example-audit-policy.yaml";
     let rr = ["RequestReceived"];
     let cases: &[(&[&str], Value)] = &[
         (
@@ -269,7 +272,7 @@ fn explain_text_shows_the_rule_it_matched() {
         "policy",
         "explain",
         "--policy",
-        "conf/policies/k8s-website-example.yaml",
+        "conf/policies/k8s-website-example-audit-policy.yaml",
         "--user",
         "alice",
         "--verb",
@@ -306,7 +309,7 @@ fn explain_refuses_an_invalid_policy_and_mixed_flags() {
         "policy",
         "explain",
         "--policy",
-        "conf/policies/gce-master.yaml",
+        "conf/policies/gce-configure-helper-master-audit-policy.yaml",
         "--user",
         "a",
         "--verb",

@@ -84,12 +84,12 @@ fn multi_cluster_example_audits_each_cluster_with_its_own_policy() {
         // The unanswered legacy request is emitted after join_timeout of quiet.
         .replace("join_timeout = \"10s\"", "join_timeout = \"1s\"");
     let prod_expected = offline(
-        "conf/policies/gce-master.yaml",
+        "conf/policies/gce-configure-helper-master-audit-policy.yaml",
         "legacy",
         "examples/data/legacy-audit.log",
     );
     let staging_expected = offline(
-        "conf/policies/k8s-website-example.yaml",
+        "conf/policies/k8s-website-example-audit-policy.yaml",
         "access_json",
         "examples/data/access-records.jsonl",
     );
