@@ -1,10 +1,13 @@
-//! The command line: `run`, `check`, `config default`. Data goes to stdout,
+//! The command line: `run`, `check`, `config default`, `audit`, `policy
+//! check|explain`. Data goes to stdout,
 //! logs to stderr; exit codes are 0 ok, 1 runtime failure, 2 bad usage or
 //! invalid config.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod audit;
 mod check;
 mod logging;
+mod policy;
 mod run;
 
 use std::path::PathBuf;
@@ -55,6 +58,14 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Audit raw access records (or legacy `AUDIT:` lines) through a policy into
+    /// audit Events, offline. Exit code 1 when some lines could not be audited.
+    Audit(audit::AuditArgs),
+    /// Check audit policies and explain their decisions.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +115,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             write_stdout(crate::config::DEFAULT_CONFIG)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit(args) => audit::audit(&args),
+        Command::Policy { command } => policy::run(&command),
     }
 }
 

@@ -5,10 +5,12 @@
 
 mod component;
 mod diagnostic;
+mod policy;
 mod units;
 
 pub use component::{ComponentTable, Section, from_toml_error, quote_list, unknown_type};
 pub use diagnostic::{Diagnostic, Diagnostics, SourceFile, closest, line_column};
+pub use policy::load_policy_key;
 pub use units::{ByteSize, Duration};
 
 use std::collections::HashMap;

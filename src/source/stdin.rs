@@ -1,6 +1,7 @@
-//! `type = "stdin"`: JSON lines from standard input. When input ends, the
-//! source ends; when every source has ended the agent flushes and exits, so
-//! `auditrail run` works as a filter in a shell pipe.
+//! `type = "stdin"`: lines from standard input (JSON events, text, or raw
+//! requests audited through a `policy`). When input ends, the source ends;
+//! when every source has ended the agent flushes and exits, so `auditrail
+//! run` works as a filter in a shell pipe.
 //!
 //! Standard input is read by one thread for the life of the process, which
 //! hands chunks over a bounded channel. A source takes the channel (and the
@@ -9,6 +10,8 @@
 //! repeating a line.
 
 use std::io::Read;
+use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -17,11 +20,13 @@ use chrono::Utc;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use toml::Spanned;
+
 use super::{
-    BadLine, BadLineKind, BadLineLog, BuildError, Decoder, EventSender, InputFormat, Line,
-    LineSplitter, MAX_BATCH, SourceContext, SourceTask, TimeSpec,
+    BadLine, BadLineKind, BadLineLog, BuildError, DecodeKeys, DecodeSpec, Decoder, EventSender,
+    InputFormat, Line, LineSplitter, MAX_BATCH, SourceContext, SourceTask,
 };
-use crate::config::ByteSize;
+use crate::config::{ByteSize, Diagnostic, Duration};
 use crate::event::{Ack, Event, FieldPath, Tag};
 
 /// ```toml
@@ -30,22 +35,48 @@ use crate::event::{Ack, Event, FieldPath, Tag};
 /// tag = "audit"
 /// time_key = "stageTimestamp"
 /// ```
+///
+/// Raw requests audited through a policy:
+///
+/// ```toml
+/// [[source]]
+/// type = "stdin"
+/// tag = "audit.legacy"
+/// format = "legacy"
+/// policy = "/etc/auditrail/policies/k8s-website-example-audit-policy.yaml"
+/// join_timeout = "10s"
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdinConfig {
     /// Tag of every event. Default `stdin`.
     #[serde(default = "default_tag")]
     pub tag: String,
-    /// `json` (default) or `text`.
+    /// `json` (default), `text` (each line becomes `{"message": "<line>"}`),
+    /// `legacy` (kube-apiserver's `AUDIT:` lines) or `access_json` (one
+    /// access record per request; see DESIGN §2). The last two need `policy`.
     #[serde(default)]
     pub format: InputFormat,
     /// Field holding the event time; default: the time the line was read.
-    pub time_key: Option<FieldPath>,
+    /// Not for `legacy`/`access_json`, whose events take `stageTimestamp`.
+    pub time_key: Option<Spanned<FieldPath>>,
     /// strftime format of `time_key`; default RFC 3339.
     pub time_format: Option<String>,
+    /// Audit policy (`audit.k8s.io/v1` Policy, YAML or JSON) that decides the
+    /// level and stages of `legacy` and `access_json` requests; requests it
+    /// gives level `None` are dropped and counted (`reason="policy_none"`).
+    /// Loaded and validated with the config. Relative to the working directory.
+    pub policy: Option<Spanned<PathBuf>>,
+    /// `legacy` only: how long a request line waits for its response line (or
+    /// a stage line for its last stage) before it is emitted with what is
+    /// known. Measured on the log's clock. Default `10s`.
+    pub join_timeout: Option<Spanned<Duration>>,
     /// Longer lines are counted and skipped. Default 16MiB.
     #[serde(default = "default_max_line_size")]
     pub max_line_size: ByteSize,
+    /// The checked decoding keys, set by [`StdinConfig::validate`].
+    #[serde(skip)]
+    pub decode: DecodeSpec,
 }
 
 fn default_tag() -> String {
@@ -57,6 +88,19 @@ pub(crate) fn default_max_line_size() -> ByteSize {
 }
 
 impl StdinConfig {
+    /// Checks the decoding keys together and loads the policy (config load).
+    pub fn validate(mut self, table_span: Range<usize>) -> Result<Self, Diagnostic> {
+        self.decode = DecodeSpec::from_keys(&DecodeKeys {
+            format: self.format,
+            time_key: self.time_key.as_ref(),
+            time_format: self.time_format.as_deref(),
+            policy: self.policy.as_ref(),
+            join_timeout: self.join_timeout.as_ref(),
+            table_span,
+        })?;
+        Ok(self)
+    }
+
     pub fn build(&self, cx: SourceContext) -> SourceTask {
         let config = self.clone();
         Box::pin(async move {
@@ -68,13 +112,23 @@ impl StdinConfig {
                 );
                 return Ok(());
             };
-            let mut reader = StdinReader::new(&config, cx.metrics.errors.clone());
+            let mut reader = StdinReader::new(&config, &cx.metrics);
+            let joins = reader.decoder.joins_lines();
+            // While input is idle, legacy requests whose response never comes
+            // are emitted after `join_timeout`.
+            let mut join_check = tokio::time::interval(JOIN_CHECK_INTERVAL);
             loop {
                 // Stop first: on a busy stream a chunk is always ready.
                 let chunk = tokio::select! {
                     biased;
                     () = cx.shutdown.cancelled() => break,
                     chunk = stream.chunks().recv() => chunk,
+                    _ = join_check.tick(), if joins => {
+                        if !reader.flush(false, &cx.out).await {
+                            return Ok(());
+                        }
+                        continue;
+                    }
                 };
                 if !reader.take(chunk, &mut stream, &cx.out).await {
                     return Ok(());
@@ -91,10 +145,16 @@ impl StdinConfig {
                     break;
                 }
             }
+            // Legacy requests still waiting for their response are recorded
+            // with what is known rather than lost.
+            reader.flush(true, &cx.out).await;
             Ok(())
         })
     }
 }
+
+/// How often pending legacy joins are checked for `join_timeout` while input is idle.
+const JOIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Chunks the reading thread has read but no source has taken yet.
 static READ_NOT_TAKEN: AtomicUsize = AtomicUsize::new(0);
@@ -222,17 +282,32 @@ struct StdinReader {
 }
 
 impl StdinReader {
-    fn new(config: &StdinConfig, errors: prometheus_client::metrics::counter::Counter) -> Self {
-        let time = config.time_key.clone().map(|key| TimeSpec {
-            key,
-            format: config.time_format.clone(),
-        });
+    fn new(config: &StdinConfig, metrics: &crate::metrics::ComponentMetrics) -> Self {
         Self {
             tag: Tag::new(&config.tag),
-            decoder: Decoder::new(config.format, time),
-            bad_lines: BadLineLog::new(errors),
+            decoder: config.decode.build(metrics),
+            bad_lines: BadLineLog::new(metrics.errors.clone()),
             decoded: Vec::new(),
         }
+    }
+
+    /// Sends legacy joins that timed out (every waiting one with `all`);
+    /// false when the pipeline closed.
+    async fn flush(&mut self, all: bool, out: &EventSender) -> bool {
+        if all {
+            self.decoder.flush_all(&mut self.decoded);
+        } else {
+            self.decoder.flush_expired(Utc::now(), &mut self.decoded);
+        }
+        let batch = self.drain_decoded();
+        batch.is_empty() || out.send(batch).await.is_ok()
+    }
+
+    fn drain_decoded(&mut self) -> Vec<Event> {
+        self.decoded
+            .drain(..)
+            .map(|d| Event::new(self.tag.clone(), d.time, d.record, Ack::none()))
+            .collect()
     }
 
     /// Sends the lines of `chunk` (`None`: end of input, so the unfinished
@@ -270,6 +345,13 @@ impl StdinReader {
                 return false;
             }
         }
+        if at_end {
+            // Input is over: nothing more can join what is waiting.
+            self.decoder.flush_all(&mut self.decoded);
+        } else {
+            self.decoder.flush_expired(now, &mut self.decoded);
+        }
+        batch.extend(self.drain_decoded());
         if !batch.is_empty() && out.send(batch).await.is_err() {
             return false;
         }
@@ -282,9 +364,7 @@ impl StdinReader {
                 if let Err(bad) = self.decoder.decode(bytes, now, &mut self.decoded) {
                     self.bad_lines.record("stdin", offset, &bad);
                 }
-                for d in self.decoded.drain(..) {
-                    batch.push(Event::new(self.tag.clone(), d.time, d.record, Ack::none()));
-                }
+                batch.extend(self.drain_decoded());
             }
             Line::TooLong { offset } => {
                 let bad = BadLine::new(BadLineKind::TooLong, "line over `max_line_size`");

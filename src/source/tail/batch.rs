@@ -32,6 +32,9 @@ pub(super) struct DecodeShared {
     pub(super) bad_lines: Mutex<BadLineLog>,
     pub(super) counters: Arc<TailCounters>,
     pub(super) max_line_size: usize,
+    /// The tag of the last batch decoded in place, for legacy joins emitted
+    /// later by [`DecodeShared::flush_joins`].
+    last_tag: Mutex<Option<Tag>>,
 }
 
 impl DecodeShared {
@@ -50,6 +53,7 @@ impl DecodeShared {
             bad_lines: Mutex::new(bad_lines),
             counters,
             max_line_size,
+            last_tag: Mutex::new(None),
         }
     }
 
@@ -75,8 +79,38 @@ impl DecodeShared {
             )
         } else {
             let mut decoder = self.decoder.lock().unwrap_or_else(PoisonError::into_inner);
+            *self.last_tag.lock().unwrap_or_else(PoisonError::into_inner) = Some(tag.clone());
             Job::Ready(self.decode(&mut decoder, lines, &tag, &label, ack))
         }
+    }
+
+    /// Legacy requests whose response line did not come within `join_timeout`
+    /// (every waiting one with `all`, at shutdown), as a batch with the tag of
+    /// the last batch decoded. The batches of their lines are acknowledged
+    /// already, so these events carry no acknowledgement of their own.
+    pub(super) fn flush_joins(&self, all: bool) -> EventBatch {
+        let mut decoder = self.decoder.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.parallel || !decoder.joins_lines() {
+            return Vec::new();
+        }
+        let mut decoded = Vec::new();
+        if all {
+            decoder.flush_all(&mut decoded);
+        } else {
+            decoder.flush_expired(Utc::now(), &mut decoded);
+        }
+        let Some(tag) = self
+            .last_tag
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            return Vec::new();
+        };
+        decoded
+            .into_iter()
+            .map(|d| Event::new(tag.clone(), d.time, d.record, Ack::none()))
+            .collect()
     }
 
     fn decode(

@@ -113,6 +113,9 @@ impl Tailer {
                 Ok(more) => busy = more,
                 Err(PipelineClosed) => return Stop::PipelineClosed,
             }
+            if let Err(PipelineClosed) = self.emit.flush_joins(false) {
+                return Stop::PipelineClosed;
+            }
             if let Err(PipelineClosed) = self.release_finished() {
                 return Stop::PipelineClosed;
             }
@@ -363,6 +366,9 @@ impl Tailer {
     /// Shutdown: stop reading, optionally emit partial last lines, wait a
     /// bounded time for the outputs to acknowledge what was read.
     fn finish(&mut self) {
+        // Legacy requests still waiting for their response are recorded with
+        // what is known rather than lost.
+        let _ = self.emit.flush_joins(true);
         if self.settings.emit_partial_at_shutdown {
             for file in &mut self.files {
                 if file.has_partial_line() && file.flush_partial_line(&mut self.emit).is_err() {
