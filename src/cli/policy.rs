@@ -81,8 +81,10 @@ fn check(path: &Path) -> ExitCode {
     match load_compiled(path) {
         Ok((policy, _)) => {
             let rules = policy.rules.as_ref().map_or(0, Vec::len);
-            println!("{}: ok ({rules} rules)", path.display());
-            ExitCode::SUCCESS
+            match super::write_stdout(&format!("{}: ok ({rules} rules)\n", path.display())) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(error) => {
             eprintln!("error: {error}");
@@ -152,27 +154,26 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
                 "omit_stages": stages,
                 "omit_managed_fields": decision.omit_managed_fields,
             });
-            println!("{out}");
+            super::write_stdout(&format!("{out}\n"))?;
         }
         ExplainOutput::Text => {
             let rules = policy.rules.as_deref().unwrap_or(&[]);
-            match decision.rule.and_then(|i| Some((i, rules.get(i)?))) {
+            let mut text = match decision.rule.and_then(|i| Some((i, rules.get(i)?))) {
                 Some((index, rule)) => {
-                    println!("rule: {index}");
-                    println!("  {}", serde_json::to_string(rule)?);
+                    format!("rule: {index}\n  {}\n", serde_json::to_string(rule)?)
                 }
-                None => println!("rule: none (no rule matches; the level is None)"),
-            }
-            println!("level: {}", decision.level);
-            println!(
-                "omitStages: {}",
-                if stages.is_empty() {
-                    "(none)".to_owned()
-                } else {
-                    stages.join(", ")
-                }
-            );
-            println!("omitManagedFields: {}", decision.omit_managed_fields);
+                None => "rule: none (no rule matches; the level is None)\n".to_owned(),
+            };
+            let stages = if stages.is_empty() {
+                "(none)".to_owned()
+            } else {
+                stages.join(", ")
+            };
+            text.push_str(&format!(
+                "level: {}\nomitStages: {stages}\nomitManagedFields: {}\n",
+                decision.level, decision.omit_managed_fields
+            ));
+            super::write_stdout(&text)?;
         }
     }
     Ok(ExitCode::SUCCESS)
