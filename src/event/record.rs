@@ -301,3 +301,69 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+    use crate::event::PathSegment;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z&<>\"\\\\]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(("[a-c.]{1,2}", inner), 0..4)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    fn paths() -> impl Strategy<Value = Vec<PathSegment>> {
+        prop::collection::vec(
+            prop_oneof![
+                "[a-c.]{1,2}".prop_map(|k| PathSegment::Key(k.into())),
+                (0usize..3).prop_map(PathSegment::Index),
+            ],
+            1..4,
+        )
+    }
+
+    proptest! {
+        /// Reads of an unchanged record (through the top-level index and a
+        /// scan of one value) agree with reads of the parsed object.
+        #[test]
+        fn indexed_reads_agree_with_parsed_reads(
+            object in prop::collection::vec(("[a-c.]{1,2}", json_value()), 0..6),
+            path in paths(),
+            spaced in any::<bool>(),
+        ) {
+            let object: Map<String, Value> = object.into_iter().collect();
+            let text = if spaced {
+                serde_json::to_string_pretty(&object).unwrap()
+            } else {
+                serde_json::to_string(&object).unwrap()
+            };
+            let path = FieldPath::new(path);
+            let raw = Record::from_json(ByteString::from(text)).unwrap();
+            let parsed = Record::from_fields(object);
+            prop_assert_eq!(raw.get(&path), parsed.get(&path));
+        }
+
+        /// Arbitrary text never panics: it is a record or a clean error.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,64}", path in paths()) {
+            if let Ok(record) = Record::from_json(ByteString::from(text)) {
+                let _ = record.get(&FieldPath::new(path));
+                let _ = record.fields();
+            }
+        }
+    }
+}
