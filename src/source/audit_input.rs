@@ -8,7 +8,11 @@
 //! still waiting after `join_timeout` is emitted with what is known. That timeout runs
 //! on the log's own clock — the newest line time, advanced by wall time since that
 //! line was read — so replaying an old file joins exactly as following a live one.
+//! A waiting entry keeps its lines' batch acknowledgements and hands them to the
+//! events it becomes: its lines' batches settle only once those are delivered, so
+//! a crash while it waits reads its lines again instead of losing them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytestring::ByteString;
@@ -21,7 +25,7 @@ use crate::audit::{
     AccessRecord, AccessRecordError, CompiledPolicy, Event as AuditEvent, LegacyJoiner, LegacyLine,
     Level, RequestInfo, Stage,
 };
-use crate::event::Record;
+use crate::event::{Ack, Record};
 
 /// Annotation on the events of a legacy request emitted without its response.
 pub(crate) const UNANSWERED_KEY: &str = "auditrail.io/legacy-join";
@@ -33,6 +37,9 @@ pub(super) struct AuditInput {
     policy: Arc<CompiledPolicy>,
     /// Present for `format = "legacy"`.
     joiner: Option<LegacyJoiner>,
+    /// The batch acknowledgements of the lines of each entry the joiner holds,
+    /// by the joiner's key (the line's `id`).
+    held: HashMap<String, Ack>,
     policy_none: Counter,
     errors: Counter,
     clock: Option<LogClock>,
@@ -57,6 +64,7 @@ impl AuditInput {
         Self {
             policy,
             joiner: join_timeout.map(LegacyJoiner::new),
+            held: HashMap::new(),
             policy_none,
             errors,
             clock: None,
@@ -82,14 +90,16 @@ impl AuditInput {
             AccessRecordError::RequestInfo(_) => unresolvable(),
             other => BadLine::new(BadLineKind::Rejected, other.to_string()),
         })?;
-        self.emit(&record, false, now, out)
+        self.emit(&record, false, now, Ack::none(), out)
     }
 
-    /// One legacy `AUDIT:` line: joined, and emitted once its request is complete.
+    /// One legacy `AUDIT:` line of the batch acknowledged by `batch`: joined, and
+    /// emitted once its request is complete.
     pub(super) fn decode_legacy(
         &mut self,
         text: &str,
         now: DateTime<Utc>,
+        batch: &Ack,
         out: &mut Vec<Decoded>,
     ) -> Result<(), BadLine> {
         let Some(joiner) = self.joiner.as_mut() else {
@@ -100,14 +110,14 @@ impl AuditInput {
         };
         let line = LegacyLine::parse(text)
             .map_err(|e| BadLine::new(BadLineKind::Rejected, e.to_string()))?;
-        let line_time = match &line {
+        let (line_time, key, is_response) = match &line {
             LegacyLine::Request(record) | LegacyLine::Stage { record, .. } => {
                 // Refuse now what could never become an event, rather than at join time
                 // when there is no line to blame.
                 RequestInfo::resolve(&record.method, &record.uri).map_err(|_| unresolvable())?;
-                record.time
+                (record.time, record.id.clone().unwrap_or_default(), false)
             }
-            LegacyLine::Response { time, .. } => *time,
+            LegacyLine::Response { time, id, .. } => (*time, id.clone(), true),
         };
         let orphans = joiner.orphan_responses();
         let completed = joiner.push(line);
@@ -115,7 +125,14 @@ impl AuditInput {
         self.advance_clock(line_time, now);
         let mut result = Ok(());
         if let Some(record) = completed {
-            result = self.emit(&record, false, now, out);
+            // The current line's batch is the source's to add; the earlier lines'
+            // batches go with the events.
+            let joined = self.held.remove(&key).unwrap_or_else(Ack::none);
+            result = self.emit(&record, false, now, joined, out);
+        } else if !is_response {
+            // The line waits in the joiner: so does its batch.
+            let earlier = self.held.remove(&key).unwrap_or_else(Ack::none);
+            self.held.insert(key, earlier.join(batch.clone()));
         }
         self.flush_expired(now, out);
         if orphaned {
@@ -142,7 +159,7 @@ impl AuditInput {
             return;
         };
         let expired = joiner.flush_expired(log_now);
-        self.emit_all(&expired, now, out);
+        self.emit_all(expired, now, out);
     }
 
     /// Emits every pending legacy entry (end of input, shutdown).
@@ -151,7 +168,9 @@ impl AuditInput {
             return;
         };
         let pending = joiner.flush_all();
-        self.emit_all(&pending, now, out);
+        self.emit_all(pending, now, out);
+        // Nothing should be left; a share without an entry can never be delivered.
+        self.held.clear();
     }
 
     fn advance_clock(&mut self, line_time: DateTime<Utc>, now: DateTime<Utc>) {
@@ -164,10 +183,12 @@ impl AuditInput {
     }
 
     /// Emits records flushed before they were complete.
-    fn emit_all(&self, records: &[AccessRecord], now: DateTime<Utc>, out: &mut Vec<Decoded>) {
+    fn emit_all(&mut self, records: Vec<AccessRecord>, now: DateTime<Utc>, out: &mut Vec<Decoded>) {
         for record in records {
+            let key = record.id.clone().unwrap_or_default();
+            let joined = self.held.remove(&key).unwrap_or_else(Ack::none);
             // Their lines were accepted long ago; a failure here has no line to report.
-            if let Err(bad) = self.emit(record, record.status.is_none(), now, out) {
+            if let Err(bad) = self.emit(&record, record.status.is_none(), now, joined, out) {
                 self.errors.inc();
                 tracing::warn!(reason = %bad.reason, "Could not audit a joined legacy request.");
             }
@@ -177,12 +198,29 @@ impl AuditInput {
     /// Audits one record and appends its events. `unanswered`: a legacy request
     /// whose response line never came — its outcome is unknown, so its later stages
     /// carry no `responseStatus` (rather than an invented one) and say why in an
-    /// annotation; the request is still recorded.
+    /// annotation; the request is still recorded. Each event carries a copy of
+    /// `joined`, the acknowledgement of the record's earlier lines.
     fn emit(
         &self,
         record: &AccessRecord,
         unanswered: bool,
         now: DateTime<Utc>,
+        joined: Ack,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), BadLine> {
+        let result = self.emit_events(record, unanswered, now, &joined, out);
+        // The events hold their copies. With none (level `None`, or a record that
+        // can never become an event) the lines are done with, as a bad line is.
+        joined.settle();
+        result
+    }
+
+    fn emit_events(
+        &self,
+        record: &AccessRecord,
+        unanswered: bool,
+        now: DateTime<Utc>,
+        joined: &Ack,
         out: &mut Vec<Decoded>,
     ) -> Result<(), BadLine> {
         let mut audited = record.audit(&self.policy).map_err(|_| unresolvable())?;
@@ -198,7 +236,9 @@ impl AuditInput {
                     .get_or_insert_with(Default::default)
                     .insert(UNANSWERED_KEY.to_owned(), UNANSWERED_VALUE.to_owned());
             }
-            out.push(to_decoded(event, now)?);
+            let mut decoded = to_decoded(event, now)?;
+            decoded.joined = joined.clone();
+            out.push(decoded);
         }
         Ok(())
     }
@@ -223,7 +263,7 @@ pub(crate) fn to_decoded(event: &AuditEvent, now: DateTime<Utc>) -> Result<Decod
         .as_ref()
         .and_then(|t| t.to_datetime())
         .unwrap_or(now);
-    Ok(Decoded { record, time })
+    Ok(Decoded::new(record, time))
 }
 
 /// Request-info errors quote the URI, which may carry tokens in its query: say what

@@ -219,3 +219,90 @@ fn decode_keys_are_checked_together() {
     let mut bare = Decoder::new(InputFormat::Legacy, None);
     assert!(decode(&mut bare, REQUEST, Utc::now()).is_err());
 }
+
+fn decode_in(d: &mut Decoder, line: &str, batch: &Ack) -> Vec<Decoded> {
+    let mut out = Vec::new();
+    d.decode_in_batch(Bytes::from(line.to_owned()), Utc::now(), batch, &mut out)
+        .expect("good line");
+    out
+}
+
+/// A request line's batch stays unacknowledged until the event its response
+/// completes is delivered, so a crash in between reads the request again.
+#[test]
+fn a_legacy_request_holds_its_batch_until_the_joined_events_settle() {
+    let metrics = Metrics::new();
+    let (_dir, mut d) = decoder(InputFormat::Legacy, &metrics);
+    let (request_batch, mut request_waiter) = Ack::batch();
+    assert!(decode_in(&mut d, REQUEST, &request_batch).is_empty());
+    request_batch.settle();
+    assert_eq!(
+        request_waiter.try_status(),
+        None,
+        "held by the waiting request"
+    );
+    let (response_batch, _response_waiter) = Ack::batch();
+    let out = decode_in(&mut d, RESPONSE, &response_batch);
+    response_batch.settle();
+    assert_eq!(out.len(), 2);
+    let mut acks: Vec<Ack> = out.into_iter().map(|d| d.joined).collect();
+    assert!(acks.iter().all(Ack::is_tracked));
+    acks.pop().expect("two events").settle();
+    assert_eq!(
+        request_waiter.try_status(),
+        None,
+        "one event still unsettled"
+    );
+    acks.pop().expect("two events").settle();
+    assert_eq!(
+        request_waiter.try_status(),
+        Some(crate::event::BatchStatus::Delivered)
+    );
+}
+
+#[test]
+fn a_legacy_request_dropped_while_waiting_fails_its_batch() {
+    let metrics = Metrics::new();
+    let (_dir, mut d) = decoder(InputFormat::Legacy, &metrics);
+    let (batch, mut waiter) = Ack::batch();
+    assert!(decode_in(&mut d, REQUEST, &batch).is_empty());
+    batch.settle();
+    drop(d);
+    assert_eq!(waiter.try_status(), Some(crate::event::BatchStatus::Failed));
+}
+
+#[test]
+fn a_flushed_legacy_request_carries_its_batch() {
+    let metrics = Metrics::new();
+    let (_dir, mut d) = decoder(InputFormat::Legacy, &metrics);
+    let (batch, mut waiter) = Ack::batch();
+    assert!(decode_in(&mut d, REQUEST, &batch).is_empty());
+    batch.settle();
+    let mut out = Vec::new();
+    d.flush_all(&mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(waiter.try_status(), None);
+    for decoded in out {
+        decoded.joined.fail();
+    }
+    assert_eq!(waiter.try_status(), Some(crate::event::BatchStatus::Failed));
+}
+
+/// A request the policy audits at level `None` yields no event: its batch is
+/// done with once the response comes, as for a bad line.
+#[test]
+fn a_legacy_request_at_level_none_settles_its_batch() {
+    let metrics = Metrics::new();
+    let (_dir, mut d) = decoder(InputFormat::Legacy, &metrics);
+    let request = r#"2017-03-21T07:57:09Z AUDIT: id="k1" ip="1.2.3.4" method="GET" user="system:kube-proxy" groups="<none>" as="<self>" asgroups="<lookup>" namespace="<none>" uri="/api/v1/endpoints""#;
+    let (batch, mut waiter) = Ack::batch();
+    assert!(decode_in(&mut d, request, &batch).is_empty());
+    batch.settle();
+    assert_eq!(waiter.try_status(), None);
+    let response = r#"2017-03-21T07:57:09.5Z AUDIT: id="k1" response="200""#;
+    assert!(decode_in(&mut d, response, &Ack::none()).is_empty());
+    assert_eq!(
+        waiter.try_status(),
+        Some(crate::event::BatchStatus::Delivered)
+    );
+}

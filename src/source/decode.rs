@@ -19,7 +19,7 @@ use super::audit_input::AuditInput;
 use super::bad_line::{BadLine, BadLineKind};
 use crate::audit::CompiledPolicy;
 use crate::config::{Diagnostic, Duration, load_policy_key};
-use crate::event::{FieldPath, Record};
+use crate::event::{Ack, FieldPath, Record};
 use crate::metrics::ComponentMetrics;
 
 /// How a source reads its lines.
@@ -215,6 +215,23 @@ impl DecodeSpec {
 pub struct Decoded {
     pub record: Record,
     pub time: DateTime<Utc>,
+    /// The acknowledgement of the batches of earlier lines joined into this
+    /// record (a legacy request line waiting for its response), to combine
+    /// with the current batch's ([`Ack::join`]) so those batches stay
+    /// unacknowledged until the record is delivered. [`Ack::none`] for
+    /// records of one line.
+    pub joined: Ack,
+}
+
+impl Decoded {
+    /// A record made from the current line alone.
+    pub fn new(record: Record, time: DateTime<Utc>) -> Self {
+        Self {
+            record,
+            time,
+            joined: Ack::none(),
+        }
+    }
 }
 
 /// Per-source line decoder.
@@ -242,11 +259,27 @@ impl Decoder {
         self.audit.as_ref().is_some_and(AuditInput::joins_lines)
     }
 
-    /// Decodes one line (without its newline). Blank lines yield nothing.
+    /// Decodes one line (without its newline) that no source waits to
+    /// acknowledge. Blank lines yield nothing.
     pub fn decode(
         &mut self,
         line: Bytes,
         now: DateTime<Utc>,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), BadLine> {
+        self.decode_in_batch(line, now, &Ack::none(), out)
+    }
+
+    /// Decodes one line of the batch acknowledged by `batch`. A line held for
+    /// later ones (a legacy request waiting for its response) keeps a copy
+    /// of `batch`, handed out in [`Decoded::joined`] with the record it ends
+    /// up in, so a crash meanwhile cannot lose it; a held line still waiting
+    /// when the decoder is dropped fails its batch.
+    pub fn decode_in_batch(
+        &mut self,
+        line: Bytes,
+        now: DateTime<Utc>,
+        batch: &Ack,
         out: &mut Vec<Decoded>,
     ) -> Result<(), BadLine> {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -265,17 +298,14 @@ impl Decoder {
                     }
                     None => (Record::from_json(text).map_err(not_json)?, now),
                 };
-                out.push(Decoded { record, time });
+                out.push(Decoded::new(record, time));
             }
             InputFormat::Text => {
                 let mut fields = serde_json::Map::new();
                 fields.insert("message".into(), Value::String(text.to_string()));
-                out.push(Decoded {
-                    record: Record::from_fields(fields),
-                    time: now,
-                });
+                out.push(Decoded::new(Record::from_fields(fields), now));
             }
-            InputFormat::Legacy => self.audit_input()?.decode_legacy(&text, now, out)?,
+            InputFormat::Legacy => self.audit_input()?.decode_legacy(&text, now, batch, out)?,
             InputFormat::AccessJson => self.audit_input()?.decode_access(&text, now, out)?,
         }
         Ok(())

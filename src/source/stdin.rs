@@ -27,7 +27,7 @@ use super::{
     InputFormat, Line, LineSplitter, MAX_BATCH, SourceContext, SourceTask,
 };
 use crate::config::{ByteSize, Diagnostic, Duration};
-use crate::event::{Ack, Event, FieldPath, Tag};
+use crate::event::{Event, FieldPath, Tag};
 
 /// ```toml
 /// [[source]]
@@ -306,7 +306,7 @@ impl StdinReader {
     fn drain_decoded(&mut self) -> Vec<Event> {
         self.decoded
             .drain(..)
-            .map(|d| Event::new(self.tag.clone(), d.time, d.record, Ack::none()))
+            .map(|d| Event::new(self.tag.clone(), d.time, d.record, d.joined))
             .collect()
     }
 

@@ -14,6 +14,7 @@ mod elasticsearch; // `type = "elasticsearch"`: `_bulk`, per-item retries, ids, 
 mod file_output; // the `file` output: per-namespace gzip files, crashes, rotation, a failing disk
 mod http_output; // `type = "http"`: body formats, retries, dead letters, throttling, outages
 mod http_source; // the audit webhook receiver: fixtures, bad input, TLS, retries
+mod legacy_crash; // legacy request/response joins on a tail source survive kill -9
 mod metrics; // /metrics adds up (in = out + dropped) while events flow; /healthz, /readyz
 mod reload; // SIGHUP reloads while events stream: exactly once, invalid configs ignored
 mod seed_scenarios; // the fluentd and logstash seed scenarios from examples/

@@ -86,8 +86,8 @@ impl DecodeShared {
 
     /// Legacy requests whose response line did not come within `join_timeout`
     /// (every waiting one with `all`, at shutdown), as a batch with the tag of
-    /// the last batch decoded. The batches of their lines are acknowledged
-    /// already, so these events carry no acknowledgement of their own.
+    /// the last batch decoded. Each carries the acknowledgement of its lines'
+    /// batches, held by the decoder until now.
     pub(super) fn flush_joins(&self, all: bool) -> EventBatch {
         let mut decoder = self.decoder.lock().unwrap_or_else(PoisonError::into_inner);
         if self.parallel || !decoder.joins_lines() {
@@ -109,7 +109,7 @@ impl DecodeShared {
         };
         decoded
             .into_iter()
-            .map(|d| Event::new(tag.clone(), d.time, d.record, Ack::none()))
+            .map(|d| Event::new(tag.clone(), d.time, d.record, d.joined))
             .collect()
     }
 
@@ -127,7 +127,8 @@ impl DecodeShared {
         for line in lines {
             let (offset, bad) = match line {
                 Line::Complete { bytes, offset } => {
-                    (offset, decoder.decode(bytes, now, &mut decoded).err())
+                    let bad = decoder.decode_in_batch(bytes, now, &ack, &mut decoded);
+                    (offset, bad.err())
                 }
                 Line::TooLong { offset } => (
                     offset,
@@ -138,7 +139,9 @@ impl DecodeShared {
                 ),
             };
             for d in decoded.drain(..) {
-                events.push(Event::new(tag.clone(), d.time, d.record, ack.clone()));
+                // A joined legacy request also holds its request line's batch.
+                let ack = ack.clone().join(d.joined);
+                events.push(Event::new(tag.clone(), d.time, d.record, ack));
             }
             if let Some(bad) = bad {
                 self.counters.bad_lines.fetch_add(1, Ordering::Relaxed);
