@@ -1,10 +1,13 @@
 //! Policy decisions per second on the GCE master audit policy (17 rules) over a mix of
 //! request attributes typical of a cluster: node heartbeats, controller watches, user
-//! reads and writes, discovery and health probes.
+//! reads and writes, discovery and health probes. Plus the `access_json` input stage:
+//! access records to serialised audit Events.
 
 use std::hint::black_box;
 
 use auditrail::audit::{CompiledPolicy, Policy, RequestInfo, UserAttributes};
+use auditrail::metrics::Metrics;
+use auditrail::source::{DecodeSpec, InputFormat};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// (user, groups, method, uri)
@@ -214,5 +217,43 @@ fn bench_policy(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_policy);
+/// Access records per second through the `access_json` decoder (parse, resolve,
+/// decide, build and serialise the Events) on the example records and the GCE policy.
+fn bench_access_records(c: &mut Criterion) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fixtures/policies/gce-configure-helper-master-audit-policy.yaml"
+    );
+    let policy = Policy::load(std::path::Path::new(path)).expect("GCE policy loads");
+    let policy = CompiledPolicy::new(&policy).expect("GCE policy compiles");
+    let records = include_str!("../examples/data/access-records.jsonl");
+    let lines: Vec<bytes::Bytes> = records
+        .lines()
+        .map(|l| bytes::Bytes::copy_from_slice(l.as_bytes()))
+        .collect();
+    let spec = DecodeSpec::audited(
+        InputFormat::AccessJson,
+        std::sync::Arc::new(policy),
+        auditrail::config::Duration::from_secs(10),
+    );
+    let mut decoder = spec.build(&Metrics::new().component("bench"));
+    let now = chrono::Utc::now();
+    let mut out = Vec::new();
+    let mut group = c.benchmark_group("access_json");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("records_to_events", |b| {
+        b.iter(|| {
+            for line in &lines {
+                decoder
+                    .decode(line.clone(), now, &mut out)
+                    .expect("good record");
+            }
+            black_box(out.len());
+            out.clear();
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_policy, bench_access_records);
 criterion_main!(benches);

@@ -15,7 +15,8 @@
 //! - [`dsl`]: the expression and template language of filters and paths.
 //! - [`audit`]: `audit.k8s.io` semantics: types, policy, request info,
 //!   access records and the legacy format.
-//! - [`metrics`]: the agent's own Prometheus counters.
+//! - [`metrics`]: the agent's own Prometheus metrics and the `[api]` endpoint.
+//! - [`systemd`]: service notifications (ready, reloading, stopping, watchdog).
 //! - [`cli`]: the `auditrail` command.
 
 pub mod audit;
@@ -29,3 +30,4 @@ pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod source;
+pub mod systemd;

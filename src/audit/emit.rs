@@ -16,10 +16,24 @@ use super::types::{
 /// kube-apiserver cuts longer `User-Agent` headers to this many bytes.
 const MAX_USER_AGENT_BYTES: usize = 1024;
 
+/// The outcome of auditing one access record: the policy's decision and the events
+/// it lets through (none for level `None` or when every stage is omitted).
+#[derive(Debug, Clone)]
+pub struct Audited {
+    pub decision: PolicyDecision,
+    pub events: Vec<Event>,
+}
+
 impl AccessRecord {
     /// Resolves the request, evaluates `policy` with the authenticated user and builds
     /// the events of every stage the policy keeps. Level `None` yields no events.
     pub fn to_events(&self, policy: &CompiledPolicy) -> Result<Vec<Event>, RequestInfoError> {
+        self.audit(policy).map(|audited| audited.events)
+    }
+
+    /// Like [`AccessRecord::to_events`], also returning the decision, so a caller can
+    /// tell a request the policy drops (level `None`) from one whose stages are omitted.
+    pub fn audit(&self, policy: &CompiledPolicy) -> Result<Audited, RequestInfoError> {
         let mut info = RequestInfo::resolve(&self.method, &self.uri)?;
         if let Some(verb) = &self.verb {
             info.verb.clone_from(verb);
@@ -30,7 +44,10 @@ impl AccessRecord {
             if decision.level == Level::None
                 || decision.omit_stages.contains(Stage::ResponseStarted)
             {
-                return Ok(Vec::new());
+                return Ok(Audited {
+                    decision,
+                    events: Vec::new(),
+                });
             }
             let mut event = self.snapshot(
                 &self.base_event(&info, decision),
@@ -49,14 +66,20 @@ impl AccessRecord {
                 message: Some(error),
                 ..Status::with_code(400)
             });
-            return Ok(vec![event]);
+            return Ok(Audited {
+                decision,
+                events: vec![event],
+            });
         }
         let user = self.user.as_ref().map(|u| UserAttributes {
             name: u.username.as_deref().unwrap_or(""),
             groups: u.groups.as_deref().unwrap_or(&[]),
         });
         let decision = policy.evaluate(&info.attributes(user));
-        Ok(self.events_for(&info, decision))
+        Ok(Audited {
+            decision,
+            events: self.events_for(&info, decision),
+        })
     }
 
     /// The request-deadline filter refuses a short request whose `timeout` query value
@@ -323,24 +346,30 @@ fn is_api_object(body: &Value, is_resource_request: bool) -> bool {
     }
 }
 
-/// Removes `metadata.managedFields` from an object, each list item and each Table row.
-pub(crate) fn strip_managed_fields(body: &mut Value) {
-    fn strip_one(object: &mut Value) {
-        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.shift_remove("managedFields");
-        }
+/// Removes `metadata.managedFields` from an object, each list item and each Table row;
+/// returns whether anything was removed.
+pub(crate) fn strip_managed_fields(body: &mut Value) -> bool {
+    fn strip_one(object: &mut Value) -> bool {
+        object
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .and_then(|meta| meta.shift_remove("managedFields"))
+            .is_some()
     }
-    strip_one(body);
+    let mut removed = strip_one(body);
     if let Some(items) = body.get_mut("items").and_then(Value::as_array_mut) {
-        items.iter_mut().for_each(strip_one);
+        for item in items {
+            removed |= strip_one(item);
+        }
     }
     if let Some(rows) = body.get_mut("rows").and_then(Value::as_array_mut) {
         for row in rows {
             if let Some(object) = row.get_mut("object") {
-                strip_one(object);
+                removed |= strip_one(object);
             }
         }
     }
+    removed
 }
 
 /// Whether Go's `time.ParseDuration` accepts `text`:

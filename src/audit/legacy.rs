@@ -105,7 +105,7 @@ impl LegacyLine {
 }
 
 /// The HTTP method a verb implies, so request-info resolves the same resource.
-fn method_for_verb(verb: &str) -> String {
+pub(crate) fn method_for_verb(verb: &str) -> String {
     match verb {
         "get" | "list" | "watch" | "proxy" => "GET".to_owned(),
         "create" => "POST".to_owned(),
@@ -259,7 +259,7 @@ fn hex(chars: &mut std::str::CharIndices<'_>, digits: usize) -> Option<u32> {
 
 /// Joins legacy lines into complete access records: two-line pairs by id, and the
 /// stages of the one-line form until ResponseComplete or Panic arrives.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LegacyJoiner {
     pending: HashMap<String, AccessRecord>,
     join_timeout: Duration,

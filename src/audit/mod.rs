@@ -14,6 +14,8 @@ pub mod types;
 mod tests;
 
 pub use access_record::{AccessRecord, AccessRecordError, RecordUser};
+pub use emit::Audited;
+pub(crate) use emit::strip_managed_fields;
 pub use legacy::{LegacyError, LegacyJoiner, LegacyLine};
 pub use policy::{CompiledPolicy, PolicyDecision, PolicyError, RequestAttributes, UserAttributes};
 pub use request_info::{RequestInfo, RequestInfoError};

@@ -8,7 +8,6 @@ use crate::config::Config;
 
 pub(super) fn check(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
-    println!("{}: ok", path.display());
-    print!("{}", config.graph());
+    super::write_stdout(&format!("{}: ok\n{}", path.display(), config.graph()))?;
     Ok(ExitCode::SUCCESS)
 }

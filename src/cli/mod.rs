@@ -1,10 +1,13 @@
-//! The command line: `run`, `check`, `config default`. Data goes to stdout,
+//! The command line: `run`, `check`, `config default`, `audit`, `policy
+//! check|explain`. Data goes to stdout,
 //! logs to stderr; exit codes are 0 ok, 1 runtime failure, 2 bad usage or
 //! invalid config.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod audit;
 mod check;
 mod logging;
+mod policy;
 mod run;
 
 use std::path::PathBuf;
@@ -55,6 +58,14 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Audit raw access records (or legacy `AUDIT:` lines) through a policy into
+    /// audit Events, offline. Exit code 1 when some lines could not be audited.
+    Audit(audit::AuditArgs),
+    /// Check audit policies and explain their decisions.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,7 +97,9 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             let code = exit_code_for(&error);
-            eprintln!("{}", render(&error));
+            if !is_broken_pipe(&error) {
+                eprintln!("{}", render(&error));
+            }
             code
         }
     }
@@ -99,9 +112,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Default,
         } => {
-            print!("{}", crate::config::DEFAULT_CONFIG);
+            write_stdout(crate::config::DEFAULT_CONFIG)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit(args) => audit::audit(&args),
+        Command::Policy { command } => policy::run(&command),
     }
 }
 
@@ -113,7 +128,27 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ConfigError
     }
 }
 
+/// Writes command output to stdout. A reader that went away (`| head`) is
+/// not an error of ours: see [`exit_code_for`].
+pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn exit_code_for(error: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(error) {
+        return ExitCode::SUCCESS;
+    }
     let usage = error.chain().any(|cause| {
         cause.downcast_ref::<ConfigError>().is_some()
             || cause.downcast_ref::<UsageError>().is_some()

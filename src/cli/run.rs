@@ -1,13 +1,22 @@
 //! `auditrail run [-c FILE]`: start the pipeline and run until the sources
-//! end or SIGTERM/SIGINT asks it to stop.
+//! end or SIGTERM/SIGINT asks it to stop. SIGHUP reloads the config file:
+//! the new file is validated exactly as `auditrail check` does; an invalid
+//! one is reported and the running pipeline keeps going, a valid one
+//! replaces it (the old one drains and flushes first, so tail positions
+//! are saved and nothing is lost or read twice).
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::metrics::server::{self, ApiServer, ApiState, Phase, Readiness};
+use crate::pipeline::{Pipeline, RunError};
+use crate::systemd;
 
 pub(super) fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path)?;
@@ -16,21 +25,243 @@ pub(super) fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         .thread_name("auditrail")
         .build()
         .context("failed to start the async runtime")?;
-    let result = runtime.block_on(async {
-        let mut terminate =
-            signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
-        let mut interrupt =
-            signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = terminate.recv() => tracing::info!("Received SIGTERM."),
-                _ = interrupt.recv() => tracing::info!("Received SIGINT."),
-            }
-        };
-        crate::pipeline::run(config, Metrics::new(), shutdown).await?;
-        Ok(ExitCode::SUCCESS)
-    });
+    let result = runtime.block_on(serve(path.map(Path::to_owned), config));
     // Everything was flushed; do not wait on reads blocked in idle inputs.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result
+}
+
+/// What woke the run loop.
+enum Wake {
+    SourcesEnded,
+    Stop(&'static str),
+    Reload,
+}
+
+async fn serve(path: Option<PathBuf>, config: Config) -> anyhow::Result<ExitCode> {
+    // Handlers go in before READY=1: a signal sent right after must not
+    // kill the process with the default action.
+    let mut terminate =
+        signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
+    let mut hangup =
+        signal(SignalKind::hangup()).context("failed to install the SIGHUP handler")?;
+    let metrics = Metrics::new();
+    let readiness = Readiness::default();
+    let api = match config.api.as_ref() {
+        Some(api) => Some(start_api(api.listen, &metrics, &readiness).await?),
+        None => None,
+    };
+    let pipeline = Pipeline::start(&config, &metrics).await?;
+    let mut agent = Agent {
+        path,
+        config,
+        metrics,
+        readiness,
+        api,
+    };
+    agent.readiness.set(Phase::Ready);
+    systemd::ready();
+    let watchdog = systemd::spawn_watchdog();
+
+    let mut pipeline = pipeline;
+    loop {
+        // Signals that arrive during a reload are kept by their streams, so
+        // a burst of SIGHUPs becomes one more reload, never a lost one.
+        let wake = tokio::select! {
+            () = pipeline.sources_ended() => Wake::SourcesEnded,
+            _ = terminate.recv() => Wake::Stop("SIGTERM"),
+            _ = interrupt.recv() => Wake::Stop("SIGINT"),
+            _ = hangup.recv() => Wake::Reload,
+        };
+        match wake {
+            Wake::SourcesEnded => {
+                tracing::info!("Every source has ended: flushing outputs.");
+                break;
+            }
+            Wake::Stop(name) => {
+                tracing::info!("Received {name}: stopping sources, then draining and flushing.");
+                break;
+            }
+            Wake::Reload => pipeline = agent.reload(pipeline).await?,
+        }
+    }
+    agent.readiness.set(Phase::Stopping);
+    systemd::stopping();
+    let stopped = pipeline.stop().await;
+    if let Some(api) = agent.api.take() {
+        api.stop().await;
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    stopped?;
+    tracing::info!("Stopped cleanly.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn start_api(
+    listen: SocketAddr,
+    metrics: &Metrics,
+    readiness: &Readiness,
+) -> anyhow::Result<RunningApi> {
+    let listener = server::bind(listen)
+        .await
+        .with_context(|| format!("failed to listen on `{listen}` for `[api]`"))?;
+    serve_api(listen, listener, metrics, readiness)
+}
+
+fn serve_api(
+    listen: SocketAddr,
+    listener: tokio::net::TcpListener,
+    metrics: &Metrics,
+    readiness: &Readiness,
+) -> anyhow::Result<RunningApi> {
+    let state = ApiState {
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+    };
+    let server = ApiServer::serve(listener, state)
+        .with_context(|| format!("failed to serve `[api]` on `{listen}`"))?;
+    Ok(RunningApi {
+        configured: listen,
+        server,
+    })
+}
+
+/// The endpoint and the address the config asked for (which may be port 0).
+struct RunningApi {
+    configured: SocketAddr,
+    server: ApiServer,
+}
+
+impl RunningApi {
+    async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+/// The state that outlives pipelines: config, metrics, the api endpoint.
+struct Agent {
+    path: Option<PathBuf>,
+    config: Config,
+    metrics: Metrics,
+    readiness: Readiness,
+    api: Option<RunningApi>,
+}
+
+impl Agent {
+    /// Handles one SIGHUP. Returns the pipeline that runs afterwards: the
+    /// new one, or the old one when the new config was rejected. Fails only
+    /// when neither the new nor the old config can be started again.
+    async fn reload(&mut self, pipeline: Pipeline) -> anyhow::Result<Pipeline> {
+        systemd::reloading();
+        self.readiness.set(Phase::Reloading);
+        let name = self.path.as_ref().map_or_else(
+            || crate::config::DEFAULT_CONFIG_NAME.to_owned(),
+            |p| p.display().to_string(),
+        );
+        tracing::info!("Received SIGHUP: reloading {name}.");
+        let outcome = self.replace(pipeline).await;
+        let (pipeline, replaced) = match outcome {
+            Ok(Replaced::Yes(pipeline)) => (pipeline, true),
+            Ok(Replaced::No(pipeline)) => (pipeline, false),
+            Err(e) => {
+                self.metrics.reload("failure");
+                return Err(e);
+            }
+        };
+        self.metrics
+            .reload(if replaced { "success" } else { "failure" });
+        self.readiness.set(Phase::Ready);
+        systemd::ready();
+        if replaced {
+            tracing::info!("Config reloaded from {name}.");
+        }
+        Ok(pipeline)
+    }
+
+    async fn replace(&mut self, pipeline: Pipeline) -> anyhow::Result<Replaced> {
+        let new = match super::load_config(self.path.as_deref()) {
+            Ok(config) => config,
+            Err(e) => {
+                let rendered = super::render(&anyhow::Error::from(e));
+                tracing::error!(
+                    "Rejected the new config; the running one stays in effect.\n{rendered}"
+                );
+                return Ok(Replaced::No(pipeline));
+            }
+        };
+        // Bind a changed api address before touching the pipeline, so a
+        // taken port rejects the reload instead of leaving no endpoint.
+        let wanted = new.api.as_ref().map(|api| api.listen);
+        let current = self.api.as_ref().map(|api| api.configured);
+        let mut listener = None;
+        if wanted != current
+            && let Some(listen) = wanted
+        {
+            match server::bind(listen).await {
+                Ok(bound) => listener = Some((listen, bound)),
+                Err(e) => {
+                    tracing::error!(
+                        error = %e,
+                        "Rejected the new config: cannot listen on `{listen}` for `[api]`; the running one stays in effect."
+                    );
+                    return Ok(Replaced::No(pipeline));
+                }
+            }
+        }
+        log_stop(pipeline.stop().await);
+        let pipeline = match Pipeline::start(&new, &self.metrics).await {
+            Ok(pipeline) => pipeline,
+            Err(e) => {
+                tracing::error!(
+                    error = %error_chain(&e),
+                    "The new config failed to start; starting the previous one again."
+                );
+                let old = Pipeline::start(&self.config, &self.metrics)
+                    .await
+                    .context("failed to start the previous config again after a failed reload")?;
+                return Ok(Replaced::No(old));
+            }
+        };
+        if wanted != current {
+            if let Some(api) = self.api.take() {
+                api.stop().await;
+            }
+            if let Some((listen, bound)) = listener {
+                self.api = Some(serve_api(listen, bound, &self.metrics, &self.readiness)?);
+            }
+        }
+        self.config = new;
+        Ok(Replaced::Yes(pipeline))
+    }
+}
+
+enum Replaced {
+    Yes(Pipeline),
+    No(Pipeline),
+}
+
+/// The old pipeline's outcome does not stop a reload: what it could not
+/// deliver stays unacknowledged, and tail sources read it again.
+fn log_stop(result: Result<(), RunError>) {
+    if let Err(e) = result {
+        tracing::warn!(
+            error = %error_chain(&e),
+            "The previous pipeline did not stop cleanly; unacknowledged events will be read again."
+        );
+    }
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

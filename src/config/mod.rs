@@ -5,10 +5,12 @@
 
 mod component;
 mod diagnostic;
+mod policy;
 mod units;
 
 pub use component::{ComponentTable, Section, from_toml_error, quote_list, unknown_type};
 pub use diagnostic::{Diagnostic, Diagnostics, SourceFile, closest, line_column};
+pub use policy::load_policy_key;
 pub use units::{ByteSize, Duration};
 
 use std::collections::HashMap;
@@ -25,7 +27,7 @@ use crate::pipeline::{RoutingGraph, TagPattern};
 use crate::source::SourceConfig;
 
 /// The config `auditrail run` uses when no file is given.
-pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../conf/auditrail.toml");
 /// Where the default config says it lives.
 pub const DEFAULT_CONFIG_NAME: &str = "<embedded default config>";
 

@@ -4,6 +4,9 @@
 //! [`AckWaiter`] resolves: `Delivered` only if every clone was settled.
 //! An `Ack` dropped without settling (shutdown, crash path, bug) marks the
 //! batch failed, so a position can never advance past an unwritten event.
+//! An event made from lines of several batches (a joined legacy request and
+//! response) carries an [`Ack::join`] of their shares, which settles or fails
+//! every one of them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,11 +25,25 @@ pub enum BatchStatus {
 
 struct Shared {
     failed: AtomicBool,
+    /// The batch's waiter; `None` for a join, which reports to `joined` instead.
     notify: Option<oneshot::Sender<BatchStatus>>,
+    /// The shares a join stands for: settled when every copy of the join is
+    /// settled, failed otherwise. Held inline, so a batch costs no more
+    /// allocations than before.
+    joined: Option<(Ack, Ack)>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        if let Some((first, second)) = self.joined.take() {
+            if self.failed.load(Ordering::Acquire) {
+                first.fail();
+                second.fail();
+            } else {
+                first.settle();
+                second.settle();
+            }
+        }
         if let Some(notify) = self.notify.take() {
             let status = if self.failed.load(Ordering::Acquire) {
                 BatchStatus::Failed
@@ -63,6 +80,7 @@ impl Ack {
         let shared = Arc::new(Shared {
             failed: AtomicBool::new(false),
             notify: Some(sender),
+            joined: None,
         });
         (
             Self {
@@ -88,6 +106,36 @@ impl Ack {
     /// Whether some source waits for this acknowledgement.
     pub fn is_tracked(&self) -> bool {
         self.shared.is_some()
+    }
+
+    /// One share standing for both `self` and `other`, for an event made
+    /// from lines of two batches: settling every copy of it settles both,
+    /// failing or dropping one fails both. Allocates only when both are
+    /// tracked and belong to different batches; otherwise returns the
+    /// tracked one (or either, if they are the same batch).
+    pub fn join(self, other: Ack) -> Ack {
+        let same_batch = match (&self.shared, &other.shared) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => true,
+        };
+        if same_batch {
+            // Either both are one batch (two shares of it, one suffices) or
+            // at least one is untracked: keep the tracked one.
+            return if self.is_tracked() {
+                other.settle();
+                self
+            } else {
+                self.settle();
+                other
+            };
+        }
+        Self {
+            shared: Some(Arc::new(Shared {
+                failed: AtomicBool::new(false),
+                notify: None,
+                joined: Some((self, other)),
+            })),
+        }
     }
 }
 
@@ -172,5 +220,82 @@ mod tests {
         assert_eq!(waiter.try_status(), None);
         copy.settle();
         assert_eq!(waiter.try_status(), Some(BatchStatus::Delivered));
+    }
+
+    #[test]
+    fn a_join_holds_both_batches_until_every_copy_settles() {
+        let (request, mut request_waiter) = Ack::batch();
+        let (response, mut response_waiter) = Ack::batch();
+        let joined = request.clone().join(response.clone());
+        // The batches' own handles are done; only the join keeps them open.
+        request.settle();
+        response.settle();
+        let copy = joined.clone();
+        joined.settle();
+        assert_eq!(request_waiter.try_status(), None);
+        assert_eq!(response_waiter.try_status(), None);
+        copy.settle();
+        assert_eq!(request_waiter.try_status(), Some(BatchStatus::Delivered));
+        assert_eq!(response_waiter.try_status(), Some(BatchStatus::Delivered));
+    }
+
+    #[test]
+    fn a_failed_join_fails_both_batches() {
+        let (request, mut request_waiter) = Ack::batch();
+        let (response, mut response_waiter) = Ack::batch();
+        let joined = request.clone().join(response.clone());
+        request.settle();
+        response.settle();
+        joined.fail();
+        assert_eq!(request_waiter.try_status(), Some(BatchStatus::Failed));
+        assert_eq!(response_waiter.try_status(), Some(BatchStatus::Failed));
+    }
+
+    #[test]
+    fn a_dropped_join_fails_both_batches() {
+        let (request, mut request_waiter) = Ack::batch();
+        let (response, mut response_waiter) = Ack::batch();
+        let joined = request.clone().join(response.clone());
+        request.settle();
+        response.settle();
+        let copy = joined.clone();
+        joined.settle();
+        drop(copy);
+        assert_eq!(request_waiter.try_status(), Some(BatchStatus::Failed));
+        assert_eq!(response_waiter.try_status(), Some(BatchStatus::Failed));
+    }
+
+    #[test]
+    fn joining_an_untracked_or_the_same_batch_adds_no_level() {
+        let (ack, mut waiter) = Ack::batch();
+        let with_none = Ack::none().join(ack.clone());
+        assert!(with_none.is_tracked());
+        assert!(Ack::none().join(Ack::none()).shared.is_none());
+        let with_itself = ack.clone().join(ack.clone());
+        for joined in [&with_none, &with_itself] {
+            let shared = joined.shared.as_ref().expect("tracked");
+            assert!(shared.notify.is_some(), "still the batch's own share");
+        }
+        ack.settle();
+        with_none.settle();
+        assert_eq!(waiter.try_status(), None);
+        with_itself.settle();
+        assert_eq!(waiter.try_status(), Some(BatchStatus::Delivered));
+    }
+
+    #[test]
+    fn joins_nest() {
+        let (a, mut a_waiter) = Ack::batch();
+        let (b, mut b_waiter) = Ack::batch();
+        let (c, mut c_waiter) = Ack::batch();
+        let joined = a.clone().join(b.clone()).join(c.clone());
+        a.settle();
+        b.settle();
+        c.settle();
+        assert_eq!(a_waiter.try_status(), None);
+        joined.settle();
+        for waiter in [&mut a_waiter, &mut b_waiter, &mut c_waiter] {
+            assert_eq!(waiter.try_status(), Some(BatchStatus::Delivered));
+        }
     }
 }

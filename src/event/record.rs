@@ -9,13 +9,15 @@ use bytestring::ByteString;
 use serde_json::{Map, Value};
 
 use super::path::{FieldPath, PathSegment};
-use super::raw_lookup;
+use super::raw_lookup::{self, KeyEntry};
 
 /// One event's JSON object.
 #[derive(Clone, Debug)]
 pub struct Record {
     /// The original text (a validated JSON object), until the first change.
     raw: Option<ByteString>,
+    /// Where the top-level values sit in `raw`, found while validating it.
+    index: Option<Box<[KeyEntry]>>,
     /// The parsed object, built on first full read or first change.
     fields: OnceCell<Map<String, Value>>,
 }
@@ -23,36 +25,30 @@ pub struct Record {
 impl Record {
     /// Wraps a line that is one JSON object, validating it.
     pub fn from_json(raw: ByteString) -> Result<Self, serde_json::Error> {
-        raw_lookup::validate_object(&raw)?;
-        Ok(Self::from_validated(raw))
-    }
-
-    /// Wraps a line already validated as one JSON object (e.g. by
-    /// [`Record::from_json_reading`]).
-    fn from_validated(raw: ByteString) -> Self {
-        Self {
+        let index = raw_lookup::index_object(&raw)?;
+        Ok(Self {
             raw: Some(raw),
+            index,
             fields: OnceCell::new(),
-        }
+        })
     }
 
-    /// Validates a line as one JSON object and reads one field in the same
-    /// pass (sources use it for `time_key`).
+    /// Validates a line as one JSON object and reads one field (sources use
+    /// it for `time_key`).
     pub fn from_json_reading(
         raw: ByteString,
         path: &FieldPath,
     ) -> Result<(Self, Option<Value>), serde_json::Error> {
-        if !raw.trim_start().starts_with('{') {
-            return Err(serde::de::Error::custom("expected a JSON object"));
-        }
-        let value = raw_lookup::lookup(&raw, path.segments())?;
-        Ok((Self::from_validated(raw), value))
+        let record = Self::from_json(raw)?;
+        let value = record.get(path).map(Cow::into_owned);
+        Ok((record, value))
     }
 
     /// A record built by a stage rather than read from input.
     pub fn from_fields(fields: Map<String, Value>) -> Self {
         Self {
             raw: None,
+            index: None,
             fields: OnceCell::from(fields),
         }
     }
@@ -69,8 +65,18 @@ impl Record {
             return lookup_parsed(fields, path.segments()).map(Cow::Borrowed);
         }
         let raw = self.raw.as_deref()?;
+        let segments = path.segments();
+        // Scan only the top-level value the path starts in, when known.
+        let (text, rest) = match (&self.index, segments.first()) {
+            (Some(index), Some(PathSegment::Key(key))) => {
+                let entry = index.iter().rev().find(|e| e.key(raw) == &**key)?;
+                (entry.value(raw), &segments[1..])
+            }
+            (Some(_), Some(PathSegment::Index(_))) => return None,
+            _ => (raw, segments),
+        };
         // The text was validated at construction, so a scan cannot fail.
-        raw_lookup::lookup(raw, path.segments())
+        raw_lookup::lookup(text, rest)
             .ok()
             .flatten()
             .map(Cow::Owned)
@@ -86,6 +92,7 @@ impl Record {
     pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
         self.fields();
         self.raw = None;
+        self.index = None;
         self.fields
             .get_mut()
             .expect("fields() just initialised the cell")
@@ -291,6 +298,72 @@ mod tests {
     fn rejects_non_objects() {
         for bad in ["[1]", "1", "\"s\"", "{", ""] {
             assert!(Record::from_json(ByteString::from(bad.to_owned())).is_err());
+        }
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+    use crate::event::PathSegment;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z&<>\"\\\\]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(("[a-c.]{1,2}", inner), 0..4)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    fn paths() -> impl Strategy<Value = Vec<PathSegment>> {
+        prop::collection::vec(
+            prop_oneof![
+                "[a-c.]{1,2}".prop_map(|k| PathSegment::Key(k.into())),
+                (0usize..3).prop_map(PathSegment::Index),
+            ],
+            1..4,
+        )
+    }
+
+    proptest! {
+        /// Reads of an unchanged record (through the top-level index and a
+        /// scan of one value) agree with reads of the parsed object.
+        #[test]
+        fn indexed_reads_agree_with_parsed_reads(
+            object in prop::collection::vec(("[a-c.]{1,2}", json_value()), 0..6),
+            path in paths(),
+            spaced in any::<bool>(),
+        ) {
+            let object: Map<String, Value> = object.into_iter().collect();
+            let text = if spaced {
+                serde_json::to_string_pretty(&object).unwrap()
+            } else {
+                serde_json::to_string(&object).unwrap()
+            };
+            let path = FieldPath::new(path);
+            let raw = Record::from_json(ByteString::from(text)).unwrap();
+            let parsed = Record::from_fields(object);
+            prop_assert_eq!(raw.get(&path), parsed.get(&path));
+        }
+
+        /// Arbitrary text never panics: it is a record or a clean error.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,64}", path in paths()) {
+            if let Ok(record) = Record::from_json(ByteString::from(text)) {
+                let _ = record.get(&FieldPath::new(path));
+                let _ = record.fields();
+            }
         }
     }
 }

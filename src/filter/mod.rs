@@ -2,6 +2,8 @@
 //! is synchronous and per event: it passes the event on, reroutes it (a new
 //! tag, routed again from the top), or discards it (which settles its ack).
 
+mod audit_policy;
+mod redact;
 mod remove;
 mod rename;
 mod rewrite_tag;
@@ -11,6 +13,8 @@ mod split;
 mod tests_dsl;
 mod where_;
 
+pub use audit_policy::{AuditPolicyConfig, AuditPolicySpec};
+pub use redact::{RedactConfig, RedactMode, RedactSpec};
 pub use remove::RemoveConfig;
 pub use rename::{RenameConfig, RenameSpec};
 pub use rewrite_tag::{RewriteTagConfig, RewriteTagSpec, RuleConfig};
@@ -61,9 +65,20 @@ pub enum FilterConfig {
     Where(WhereSpec),
     RewriteTag(RewriteTagSpec),
     Split(SplitSpec),
+    AuditPolicy(AuditPolicySpec),
+    Redact(RedactSpec),
 }
 
-const FILTER_TYPES: &[&str] = &["remove", "set", "rename", "where", "rewrite_tag", "split"];
+const FILTER_TYPES: &[&str] = &[
+    "remove",
+    "set",
+    "rename",
+    "where",
+    "rewrite_tag",
+    "split",
+    "audit_policy",
+    "redact",
+];
 
 impl FilterConfig {
     pub fn from_component(
@@ -102,6 +117,16 @@ impl FilterConfig {
                     .deserialize::<SplitConfig>("a `split` filter", &shared)?
                     .validate()?,
             )),
+            "audit_policy" => Ok(Self::AuditPolicy(
+                table
+                    .deserialize::<AuditPolicyConfig>("an `audit_policy` filter", &shared)?
+                    .validate()?,
+            )),
+            "redact" => Ok(Self::Redact(
+                table
+                    .deserialize::<RedactConfig>("a `redact` filter", &shared)?
+                    .validate(span)?,
+            )),
             _ => Err(unknown_type(Section::Filter, kind, FILTER_TYPES)),
         }
     }
@@ -114,6 +139,8 @@ impl FilterConfig {
             Self::Where(_) => "where",
             Self::RewriteTag(_) => "rewrite_tag",
             Self::Split(_) => "split",
+            Self::AuditPolicy(_) => "audit_policy",
+            Self::Redact(_) => "redact",
         }
     }
 
@@ -143,6 +170,8 @@ impl FilterConfig {
             Self::Where(c) => Box::new(c.build(metrics)),
             Self::RewriteTag(c) => Box::new(c.build(metrics)),
             Self::Split(c) => Box::new(c.build(metrics)),
+            Self::AuditPolicy(c) => Box::new(c.build(metrics)),
+            Self::Redact(c) => Box::new(c.build(metrics)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `type = "where"`: keeps only the events for which a condition holds
 //! (`not = true` keeps the others). Dropped events are settled: dropping on
-//! purpose counts as delivered.
+//! purpose counts as delivered; they are counted as
+//! `auditrail_events_dropped_total{reason="filtered"}` under the filter.
 //!
 //! ```toml
 //! [[filter]]
@@ -23,6 +24,7 @@ use crate::dsl::{EvalContext, Expr};
 use crate::event::Event;
 use crate::metrics::ComponentMetrics;
 use crate::metrics::EvalErrors;
+use prometheus_client::metrics::counter::Counter;
 
 /// The raw `where` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +59,7 @@ impl WhereSpec {
         Where {
             condition: self.condition.clone(),
             not: self.not,
+            filtered: metrics.dropped("filtered"),
             errors: EvalErrors::new(metrics),
         }
     }
@@ -65,6 +68,7 @@ impl WhereSpec {
 pub struct Where {
     condition: Expr,
     not: bool,
+    filtered: Counter,
     errors: EvalErrors,
 }
 
@@ -81,6 +85,7 @@ impl Filter for Where {
         if keep {
             out.pass(event);
         } else {
+            self.filtered.inc();
             out.discard(event);
         }
     }

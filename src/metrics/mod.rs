@@ -1,6 +1,12 @@
 //! The agent's own telemetry: Prometheus counters per component, labelled by
 //! component name (never by tag or user: bounded cardinality). Components
-//! keep the handles they need, so counting is one atomic add.
+//! keep the handles they need, so counting is one atomic add. `server`
+//! serves them on `/metrics` with `/healthz` and `/readyz`.
+
+mod families;
+pub mod server;
+
+pub use families::{BuildLabels, ResultLabels};
 
 mod eval_errors;
 
@@ -8,6 +14,12 @@ pub(crate) use eval_errors::EvalErrors;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::sync::mpsc;
+
+use self::families::Families;
+use crate::event::EventBatch;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -43,6 +55,8 @@ pub struct Metrics {
     /// once per registry however many components use them.
     extra: Arc<Mutex<HashMap<&'static str, Family<ComponentLabels, Counter>>>>,
     http_responses: Family<ResponseLabels, Counter>,
+    /// Batch sizes, latency, buffer fill, reloads, build info.
+    ops: Arc<Families>,
 }
 
 /// The handles one component counts with.
@@ -103,6 +117,7 @@ impl Metrics {
             "Replies of an http source by status code (429: the pipeline was full)",
             http_responses.clone(),
         );
+        let ops = Arc::new(Families::register(&mut registry));
         Self {
             registry: Arc::new(Mutex::new(registry)),
             events_in,
@@ -111,6 +126,7 @@ impl Metrics {
             errors,
             extra: Arc::default(),
             http_responses,
+            ops,
         }
     }
 
@@ -161,8 +177,25 @@ impl Metrics {
         &self.registry
     }
 
+    /// Follows how full the router's queue into `output` is
+    /// (`auditrail_output_buffer_batches`), sampled at each scrape.
+    pub fn watch_buffer(&self, output: &str, sender: &mpsc::Sender<EventBatch>) {
+        self.ops.watch_buffer(output, sender);
+    }
+
+    /// Counts a config reload; `result` is `success` or `failure`.
+    pub fn reload(&self, result: &str) {
+        self.ops
+            .reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
     /// Renders every metric in the Prometheus text format.
     pub fn render(&self) -> String {
+        self.ops.sample_buffers();
         let mut out = String::new();
         let registry = self
             .registry
@@ -199,6 +232,27 @@ impl ComponentMetrics {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Events per batch this output sent (`auditrail_output_batch_size_events`):
+    /// observe once per batch.
+    pub fn batch_sizes(&self) -> Histogram {
+        self.metrics
+            .ops
+            .batch_size
+            .get_or_create_owned(&self.labels())
+    }
+
+    /// Seconds this output took per batch (`auditrail_output_latency_seconds`):
+    /// one request round trip, or one write and flush.
+    pub fn latency(&self) -> Histogram {
+        self.metrics.ops.latency.get_or_create_owned(&self.labels())
+    }
+
+    fn labels(&self) -> ComponentLabels {
+        ComponentLabels {
+            component: self.name.to_string(),
+        }
     }
 }
 

@@ -11,4 +11,4 @@ pub use data_dir::{DataDirError, DataDirLock};
 pub use graph::RoutingGraph;
 pub use router::{MAX_HOPS, RoutedFilter, RoutedOutput, Router};
 pub use tag_pattern::{PatternError, TagPattern};
-pub use topology::{RunError, run};
+pub use topology::{Pipeline, RunError, run};

@@ -31,7 +31,7 @@ pub enum RunError {
     ShutdownTimeout(Duration),
     #[error("a component failed")]
     Component(#[source] BuildError),
-    #[error("failed to start")]
+    #[error("cannot use the data directory")]
     DataDir(#[source] super::DataDirError),
 }
 
@@ -42,113 +42,163 @@ pub async fn run(
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    // Held until the pipeline has stopped, so positions are never shared.
-    let _data_dir_lock = if config.sources.iter().any(|s| s.config.uses_data_dir()) {
-        Some(super::DataDirLock::acquire(&config.data_dir).map_err(RunError::DataDir)?)
-    } else {
-        None
-    };
-    let mut outputs = JoinSet::new();
-    let mut routed_outputs = Vec::new();
-    for spec in &config.outputs {
-        let (tx, rx) = mpsc::channel::<EventBatch>(OUTPUT_QUEUE);
-        let component = metrics.component(&spec.name);
-        let task = spec
-            .config
-            .build(OutputContext {
+    let mut pipeline = Pipeline::start(&config, &metrics).await?;
+    tokio::select! {
+        () = pipeline.sources_ended() => {}
+        () = shutdown => {
+            tracing::info!("Shutting down: stopping sources, then draining and flushing.");
+        }
+    }
+    pipeline.stop().await
+}
+
+/// A started pipeline. Dropping it aborts its tasks; call [`Pipeline::stop`]
+/// to drain and flush instead.
+pub struct Pipeline {
+    sources: JoinSet<Result<(), BuildError>>,
+    stop_sources: CancellationToken,
+    drain: CancellationToken,
+    router: Option<tokio::task::JoinHandle<()>>,
+    outputs: JoinSet<Result<(), BuildError>>,
+    failure: Option<BuildError>,
+    grace: Duration,
+    sources_done: bool,
+    /// Held until the pipeline has stopped, so two agents (or an old and a
+    /// reloaded pipeline) never share positions.
+    _data_dir_lock: Option<super::DataDirLock>,
+}
+
+impl Pipeline {
+    /// Starts outputs, then the router, then sources. If a component cannot
+    /// start, what already started is stopped in order before the error is
+    /// returned, so nothing it read is lost.
+    pub async fn start(config: &Config, metrics: &Metrics) -> Result<Self, RunError> {
+        let data_dir_lock = if config.sources.iter().any(|s| s.config.uses_data_dir()) {
+            Some(super::DataDirLock::acquire(&config.data_dir).map_err(RunError::DataDir)?)
+        } else {
+            None
+        };
+        let mut pipeline = Self {
+            sources: JoinSet::new(),
+            stop_sources: CancellationToken::new(),
+            drain: CancellationToken::new(),
+            router: None,
+            outputs: JoinSet::new(),
+            failure: None,
+            grace: config.shutdown_timeout.0,
+            sources_done: false,
+            _data_dir_lock: data_dir_lock,
+        };
+        if let Err(e) = pipeline.start_components(config, metrics) {
+            // The partial pipeline's own outcome matters less than why it
+            // could not start.
+            let _ = pipeline.stop().await;
+            return Err(RunError::Start(e));
+        }
+        tracing::info!(
+            sources = config.sources.len(),
+            filters = config.filters.len(),
+            outputs = config.outputs.len(),
+            "Pipeline started."
+        );
+        Ok(pipeline)
+    }
+
+    fn start_components(&mut self, config: &Config, metrics: &Metrics) -> Result<(), BuildError> {
+        let mut routed_outputs = Vec::new();
+        let mut output_tasks = Vec::new();
+        for spec in &config.outputs {
+            let (tx, rx) = mpsc::channel::<EventBatch>(OUTPUT_QUEUE);
+            let component = metrics.component(&spec.name);
+            output_tasks.push(spec.config.build(OutputContext {
                 name: Arc::from(spec.name.as_str()),
                 input: rx,
                 metrics: component.clone(),
                 data_dir: config.data_dir.clone(),
                 batch: spec.batch.clone(),
-            })
-            .map_err(RunError::Start)?;
-        outputs.spawn(task);
-        routed_outputs.push(RoutedOutput {
-            pattern: spec.pattern.clone(),
-            tx,
-            on_full: spec.on_full,
-            dropped_full: component.dropped("buffer_full"),
-            metrics: component,
-        });
-    }
-    let filters = config
-        .filters
-        .iter()
-        .map(|spec| {
-            let component = metrics.component(&spec.name);
-            RoutedFilter {
+            })?);
+            metrics.watch_buffer(&spec.name, &tx);
+            routed_outputs.push(RoutedOutput {
                 pattern: spec.pattern.clone(),
-                filter: spec.config.build(component.clone()),
+                tx,
+                on_full: spec.on_full,
+                dropped_full: component.dropped("buffer_full"),
                 metrics: component,
-            }
-        })
-        .collect();
-    let (tx, rx) = mpsc::channel::<EventBatch>(ROUTER_QUEUE);
-    let drain = CancellationToken::new();
-    let router = tokio::spawn(
-        Router::new(filters, routed_outputs, metrics.component("router")).run(rx, drain.clone()),
-    );
-
-    let stop_sources = CancellationToken::new();
-    let mut sources = JoinSet::new();
-    for spec in &config.sources {
-        let component = metrics.component(&spec.name);
-        let task = spec
-            .config
-            .build(SourceContext {
+            });
+        }
+        for task in output_tasks {
+            self.outputs.spawn(task);
+        }
+        let filters = config
+            .filters
+            .iter()
+            .map(|spec| {
+                let component = metrics.component(&spec.name);
+                RoutedFilter {
+                    pattern: spec.pattern.clone(),
+                    filter: spec.config.build(component.clone()),
+                    metrics: component,
+                }
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel::<EventBatch>(ROUTER_QUEUE);
+        self.router = Some(tokio::spawn(
+            Router::new(filters, routed_outputs, metrics.component("router"))
+                .run(rx, self.drain.clone()),
+        ));
+        for spec in &config.sources {
+            let component = metrics.component(&spec.name);
+            let task = spec.config.build(SourceContext {
                 name: Arc::from(spec.name.as_str()),
                 out: EventSender::new(tx.clone(), component.clone()),
-                shutdown: stop_sources.clone(),
+                shutdown: self.stop_sources.clone(),
                 metrics: component,
                 data_dir: config.data_dir.clone(),
-            })
-            .map_err(RunError::Start)?;
-        sources.spawn(task);
+            })?;
+            self.sources.spawn(task);
+        }
+        Ok(())
     }
-    drop(tx);
-    tracing::info!(
-        sources = config.sources.len(),
-        filters = config.filters.len(),
-        outputs = config.outputs.len(),
-        "Pipeline started."
-    );
 
-    let mut failure = None;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            finished = sources.join_next() => match finished {
-                None => break,
-                Some(result) => record_failure(&mut failure, result),
-            },
-            () = &mut shutdown => {
-                tracing::info!("Shutting down: stopping sources, then draining and flushing.");
-                break;
+    /// Resolves once every source has ended on its own (stdin at end of
+    /// input). Component failures are recorded for [`Pipeline::stop`].
+    pub async fn sources_ended(&mut self) {
+        while !self.sources_done {
+            match self.sources.join_next().await {
+                None => self.sources_done = true,
+                Some(result) => record_failure(&mut self.failure, result),
             }
         }
     }
-    stop_sources.cancel();
-    let grace = config.shutdown_timeout.0;
-    let stopped = tokio::time::timeout(grace, async {
-        while let Some(result) = sources.join_next().await {
-            record_failure(&mut failure, result);
+
+    /// Stops sources, lets the router route what was queued, and waits for
+    /// outputs to flush and settle (positions are saved on acks), within
+    /// the config's `shutdown_timeout`.
+    pub async fn stop(mut self) -> Result<(), RunError> {
+        self.stop_sources.cancel();
+        let grace = self.grace;
+        let stopped = tokio::time::timeout(grace, async {
+            while let Some(result) = self.sources.join_next().await {
+                record_failure(&mut self.failure, result);
+            }
+            self.drain.cancel();
+            if let Some(router) = self.router.take() {
+                let _ = router.await;
+            }
+            while let Some(result) = self.outputs.join_next().await {
+                record_failure(&mut self.failure, result);
+            }
+        })
+        .await;
+        if stopped.is_err() {
+            return Err(RunError::ShutdownTimeout(grace));
         }
-        drain.cancel();
-        let _ = router.await;
-        while let Some(result) = outputs.join_next().await {
-            record_failure(&mut failure, result);
-        }
-    })
-    .await;
-    if stopped.is_err() {
-        return Err(RunError::ShutdownTimeout(grace));
-    }
-    match failure {
-        Some(e) => Err(RunError::Component(e)),
-        None => {
-            tracing::info!("Stopped cleanly.");
-            Ok(())
+        match self.failure {
+            Some(e) => Err(RunError::Component(e)),
+            None => {
+                tracing::info!("Pipeline stopped cleanly.");
+                Ok(())
+            }
         }
     }
 }

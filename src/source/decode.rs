@@ -1,14 +1,26 @@
 //! Turns one input line into records, per the source's `format`, and finds
-//! each record's event time (`time_key`, else the time it was read).
+//! each record's event time (`time_key`, else the time it was read). The audit
+//! formats (`access_json`, `legacy`) go through the source's `policy` first (see
+//! `audit_input.rs`). [`DecodeSpec`] is the part of a source's config every
+//! line-reading source shares: checked at config load, built once per source.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use toml::Spanned;
 
+use super::audit_input::AuditInput;
 use super::bad_line::{BadLine, BadLineKind};
-use crate::event::{FieldPath, Record};
+use crate::audit::CompiledPolicy;
+use crate::config::{Diagnostic, Duration, load_policy_key};
+use crate::event::{Ack, FieldPath, Record};
+use crate::metrics::ComponentMetrics;
 
 /// How a source reads its lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -19,6 +31,27 @@ pub enum InputFormat {
     Json,
     /// Any text; the record is `{"message": "<line>"}`.
     Text,
+    /// kube-apiserver's legacy `AUDIT:` lines (the two-line request/response form and
+    /// the one-line-per-stage form), audited through `policy`.
+    Legacy,
+    /// One access record (JSON) per API request, audited through `policy`.
+    AccessJson,
+}
+
+impl InputFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Text => "text",
+            Self::Legacy => "legacy",
+            Self::AccessJson => "access_json",
+        }
+    }
+
+    /// Whether lines are raw requests that a policy turns into audit Events.
+    pub fn is_audited(self) -> bool {
+        matches!(self, Self::Legacy | Self::AccessJson)
+    }
 }
 
 /// Where the event time comes from.
@@ -29,11 +62,176 @@ pub struct TimeSpec {
     pub format: Option<String>,
 }
 
+/// How long a legacy request line waits for its response line by default.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The decoding keys of a line-reading source's table, as written. Every such source
+/// (`stdin`, `tail`) has these same keys with the same meaning:
+///
+/// ```toml
+/// format = "legacy"          # json (default) | text | legacy | access_json
+/// policy = "/etc/kubernetes/audit-policy.yaml"   # required for legacy/access_json
+/// join_timeout = "10s"       # legacy only: how long a request waits for its response
+/// time_key = "stageTimestamp"                    # json/text only
+/// time_format = "%d/%m/%Y %H:%M:%S"              # with time_key
+/// ```
+pub struct DecodeKeys<'a> {
+    pub format: InputFormat,
+    pub time_key: Option<&'a Spanned<FieldPath>>,
+    pub time_format: Option<&'a str>,
+    pub policy: Option<&'a Spanned<PathBuf>>,
+    pub join_timeout: Option<&'a Spanned<Duration>>,
+    /// The source table's span, for errors about a missing key.
+    pub table_span: Range<usize>,
+}
+
+/// A source's validated decoding settings (with its audit policy loaded).
+#[derive(Debug, Clone, Default)]
+pub struct DecodeSpec {
+    format: InputFormat,
+    time: Option<TimeSpec>,
+    audit: Option<AuditSpec>,
+}
+
+#[derive(Debug, Clone)]
+struct AuditSpec {
+    policy: Arc<CompiledPolicy>,
+    /// Set for `legacy`.
+    join_timeout: Option<chrono::Duration>,
+}
+
+impl DecodeSpec {
+    /// Checks the keys together and loads the policy: `legacy`/`access_json` need a
+    /// `policy` and take their event time from the stage timestamps (no `time_key`);
+    /// `policy` and `join_timeout` mean nothing for the other formats.
+    pub fn from_keys(keys: &DecodeKeys<'_>) -> Result<Self, Diagnostic> {
+        let format = keys.format;
+        if let (false, Some(policy)) = (format.is_audited(), keys.policy) {
+            return Err(Diagnostic::new(format!(
+                "`policy` does not apply to `format = \"{}\"`",
+                format.as_str()
+            ))
+            .at(policy.span())
+            .with_label("only `legacy` and `access_json` lines are audited through a policy")
+            .with_help(
+                "to apply a policy to audit events, use an `audit_policy` filter; or set `format = \"legacy\"` or `\"access_json\"`",
+            ));
+        }
+        if let (false, Some(timeout)) = (format == InputFormat::Legacy, keys.join_timeout) {
+            return Err(Diagnostic::new(format!(
+                "`join_timeout` does not apply to `format = \"{}\"`",
+                format.as_str()
+            ))
+            .at(timeout.span())
+            .with_label("only legacy request and response lines are joined")
+            .with_help("remove `join_timeout`"));
+        }
+        if let (true, Some(time_key)) = (format.is_audited(), keys.time_key) {
+            return Err(Diagnostic::new(format!(
+                "`time_key` does not apply to `format = \"{}\"`",
+                format.as_str()
+            ))
+            .at(time_key.span())
+            .with_label("audited events take their time from `stageTimestamp`")
+            .with_help("remove `time_key`"));
+        }
+        let audit = if format.is_audited() {
+            let Some(policy) = keys.policy else {
+                let start = keys.table_span.start;
+                return Err(Diagnostic::new(format!(
+                    "`format = \"{}\"` needs a `policy`",
+                    format.as_str()
+                ))
+                .at(start..start + 1)
+                .with_help(
+                    "add `policy = \"/path/to/audit-policy.yaml\"`: raw requests become audit events as that policy decides",
+                ));
+            };
+            let join_timeout = (format == InputFormat::Legacy).then(|| {
+                let timeout = keys
+                    .join_timeout
+                    .map_or(DEFAULT_JOIN_TIMEOUT, |t| *t.get_ref());
+                chrono::Duration::from_std(timeout.0).unwrap_or(chrono::Duration::MAX)
+            });
+            Some(AuditSpec {
+                policy: load_policy_key(policy)?,
+                join_timeout,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            format,
+            time: keys.time_key.map(|key| TimeSpec {
+                key: key.get_ref().clone(),
+                format: keys.time_format.map(str::to_owned),
+            }),
+            audit,
+        })
+    }
+
+    /// Settings for an audit format with an already loaded policy (the offline
+    /// `auditrail audit` command). `join_timeout` only matters for `legacy`.
+    pub fn audited(
+        format: InputFormat,
+        policy: Arc<CompiledPolicy>,
+        join_timeout: Duration,
+    ) -> Self {
+        Self {
+            format,
+            time: None,
+            audit: format.is_audited().then(|| AuditSpec {
+                policy,
+                join_timeout: (format == InputFormat::Legacy).then(|| {
+                    chrono::Duration::from_std(join_timeout.0).unwrap_or(chrono::Duration::MAX)
+                }),
+            }),
+        }
+    }
+
+    pub fn format(&self) -> InputFormat {
+        self.format
+    }
+
+    /// A fresh decoder counting into the source's metrics.
+    pub fn build(&self, metrics: &ComponentMetrics) -> Decoder {
+        Decoder {
+            format: self.format,
+            time: self.time.clone(),
+            audit: self.audit.as_ref().map(|audit| {
+                AuditInput::new(
+                    audit.policy.clone(),
+                    audit.join_timeout,
+                    metrics.dropped("policy_none"),
+                    metrics.errors.clone(),
+                )
+            }),
+        }
+    }
+}
+
 /// A record and its event time.
 #[derive(Debug)]
 pub struct Decoded {
     pub record: Record,
     pub time: DateTime<Utc>,
+    /// The acknowledgement of the batches of earlier lines joined into this
+    /// record (a legacy request line waiting for its response), to combine
+    /// with the current batch's ([`Ack::join`]) so those batches stay
+    /// unacknowledged until the record is delivered. [`Ack::none`] for
+    /// records of one line.
+    pub joined: Ack,
+}
+
+impl Decoded {
+    /// A record made from the current line alone.
+    pub fn new(record: Record, time: DateTime<Utc>) -> Self {
+        Self {
+            record,
+            time,
+            joined: Ack::none(),
+        }
+    }
 }
 
 /// Per-source line decoder.
@@ -41,18 +239,47 @@ pub struct Decoded {
 pub struct Decoder {
     format: InputFormat,
     time: Option<TimeSpec>,
+    audit: Option<AuditInput>,
 }
 
 impl Decoder {
+    /// A decoder for `json` or `text` (the audit formats need a policy: build those
+    /// with [`DecodeSpec::build`]).
     pub fn new(format: InputFormat, time: Option<TimeSpec>) -> Self {
-        Self { format, time }
+        Self {
+            format,
+            time,
+            audit: None,
+        }
     }
 
-    /// Decodes one line (without its newline). Blank lines yield nothing.
+    /// Whether lines may wait for later ones (legacy joins), so the source must call
+    /// [`Decoder::flush_expired`] now and then and [`Decoder::flush_all`] at the end.
+    pub fn joins_lines(&self) -> bool {
+        self.audit.as_ref().is_some_and(AuditInput::joins_lines)
+    }
+
+    /// Decodes one line (without its newline) that no source waits to
+    /// acknowledge. Blank lines yield nothing.
     pub fn decode(
         &mut self,
         line: Bytes,
         now: DateTime<Utc>,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), BadLine> {
+        self.decode_in_batch(line, now, &Ack::none(), out)
+    }
+
+    /// Decodes one line of the batch acknowledged by `batch`. A line held for
+    /// later ones (a legacy request waiting for its response) keeps a copy
+    /// of `batch`, handed out in [`Decoded::joined`] with the record it ends
+    /// up in, so a crash meanwhile cannot lose it; a held line still waiting
+    /// when the decoder is dropped fails its batch.
+    pub fn decode_in_batch(
+        &mut self,
+        line: Bytes,
+        now: DateTime<Utc>,
+        batch: &Ack,
         out: &mut Vec<Decoded>,
     ) -> Result<(), BadLine> {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -71,18 +298,41 @@ impl Decoder {
                     }
                     None => (Record::from_json(text).map_err(not_json)?, now),
                 };
-                out.push(Decoded { record, time });
+                out.push(Decoded::new(record, time));
             }
             InputFormat::Text => {
                 let mut fields = serde_json::Map::new();
                 fields.insert("message".into(), Value::String(text.to_string()));
-                out.push(Decoded {
-                    record: Record::from_fields(fields),
-                    time: now,
-                });
+                out.push(Decoded::new(Record::from_fields(fields), now));
             }
+            InputFormat::Legacy => self.audit_input()?.decode_legacy(&text, now, batch, out)?,
+            InputFormat::AccessJson => self.audit_input()?.decode_access(&text, now, out)?,
         }
         Ok(())
+    }
+
+    /// Emits legacy requests whose response did not come within `join_timeout`.
+    /// `now` is the wall clock.
+    pub fn flush_expired(&mut self, now: DateTime<Utc>, out: &mut Vec<Decoded>) {
+        if let Some(audit) = &mut self.audit {
+            audit.flush_expired(now, out);
+        }
+    }
+
+    /// Emits everything still waiting (end of input or shutdown).
+    pub fn flush_all(&mut self, out: &mut Vec<Decoded>) {
+        if let Some(audit) = &mut self.audit {
+            audit.flush_all(Utc::now(), out);
+        }
+    }
+
+    fn audit_input(&mut self) -> Result<&mut AuditInput, BadLine> {
+        self.audit.as_mut().ok_or_else(|| {
+            BadLine::new(
+                BadLineKind::Rejected,
+                "this format needs a `policy`; build the decoder from a `DecodeSpec`",
+            )
+        })
     }
 }
 

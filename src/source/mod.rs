@@ -4,6 +4,7 @@
 //! source sends batches through a bounded channel,
 //! so a slow pipeline slows its sources instead of growing memory.
 
+mod audit_input;
 mod bad_line;
 mod decode;
 pub mod http;
@@ -12,7 +13,10 @@ mod stdin;
 pub mod tail;
 
 pub use bad_line::{BadLine, BadLineKind, BadLineLog};
-pub use decode::{Decoded, Decoder, InputFormat, TimeSpec, parse_time};
+pub use decode::{
+    DEFAULT_JOIN_TIMEOUT, DecodeKeys, DecodeSpec, Decoded, Decoder, InputFormat, TimeSpec,
+    parse_time,
+};
 pub use http::HttpConfig;
 pub use lines::{Line, LineSplitter};
 pub use stdin::StdinConfig;
@@ -50,11 +54,16 @@ impl SourceConfig {
     ) -> Result<Self, Diagnostic> {
         let shared = ["type", "name"];
         match kind.get_ref().as_str() {
-            "stdin" => Ok(Self::Stdin(table.deserialize("a `stdin` source", &shared)?)),
+            "stdin" => {
+                let span = table.span.clone();
+                let config: StdinConfig = table.deserialize("a `stdin` source", &shared)?;
+                Ok(Self::Stdin(config.validate(span)?))
+            }
             "tail" => {
+                let span = table.span.clone();
                 let config: TailConfig = table.deserialize("a `tail` source", &shared)?;
                 config.validate()?;
-                Ok(Self::Tail(config))
+                Ok(Self::Tail(config.with_decode(span)?))
             }
             "http" => {
                 let span = table.span.clone();

@@ -190,3 +190,21 @@ fn sigterm_during_a_stream_loses_no_event_that_was_read() {
         "all events written before SIGTERM were read and delivered"
     );
 }
+
+/// `auditrail check ... | head -1` must not panic: a reader that went away
+/// is not an error (as in ripgrep), so the command exits 0 and stays quiet.
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let mut child = auditrail()
+        .args(["check", "-c"])
+        .arg(repo("conf/auditrail.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

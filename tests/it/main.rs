@@ -1,14 +1,22 @@
 //! Black-box tests: the real binary, real files, real sockets on 127.0.0.1.
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub, dead_code)]
 
+mod live; // a running agent on piped stdio, its log, its [api] address and a tiny HTTP client
 mod support;
 mod test_server; // an HTTP and `_bulk` server in the test process, with fault injection
 
+mod audit_cli; // audit, policy check and policy explain: exact outputs and exit codes
+mod audit_pipeline; // legacy/access_json sources, audit_policy and redact filters, canary secrets
 mod cli; // run as a pipe filter, check, config default, exit codes, SIGTERM
+mod conf; // conf/ and examples/ configs check; sample policies load and stay verbatim
 mod config_errors; // broken configs and their exact file:line:col diagnostics
 mod elasticsearch; // `type = "elasticsearch"`: `_bulk`, per-item retries, ids, 413, endpoints
 mod file_output; // the `file` output: per-namespace gzip files, crashes, rotation, a failing disk
 mod http_output; // `type = "http"`: body formats, retries, dead letters, throttling, outages
 mod http_source; // the audit webhook receiver: fixtures, bad input, TLS, retries
+mod legacy_crash; // legacy request/response joins on a tail source survive kill -9
+mod metrics; // /metrics adds up (in = out + dropped) while events flow; /healthz, /readyz
+mod reload; // SIGHUP reloads while events stream: exactly once, invalid configs ignored
 mod seed_scenarios; // the DESIGN.md seed scenarios 1-5, run from examples/ with their sample data
+mod systemd; // sd_notify READY/RELOADING/STOPPING and watchdog pings on a NOTIFY_SOCKET
 mod tail; // the tail source: positions, rotation, crashes, bad input

@@ -175,7 +175,7 @@ pub(super) fn decode(
             }
             None => (Record::from_json(raw).map_err(|e| not_object(&e))?, now),
         };
-        out.push(Decoded { record, time });
+        out.push(Decoded::new(record, time));
     }
     Ok(out)
 }

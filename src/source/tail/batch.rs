@@ -32,6 +32,9 @@ pub(super) struct DecodeShared {
     pub(super) bad_lines: Mutex<BadLineLog>,
     pub(super) counters: Arc<TailCounters>,
     pub(super) max_line_size: usize,
+    /// The tag of the last batch decoded in place, for legacy joins emitted
+    /// later by [`DecodeShared::flush_joins`].
+    last_tag: Mutex<Option<Tag>>,
 }
 
 impl DecodeShared {
@@ -50,6 +53,7 @@ impl DecodeShared {
             bad_lines: Mutex::new(bad_lines),
             counters,
             max_line_size,
+            last_tag: Mutex::new(None),
         }
     }
 
@@ -75,8 +79,38 @@ impl DecodeShared {
             )
         } else {
             let mut decoder = self.decoder.lock().unwrap_or_else(PoisonError::into_inner);
+            *self.last_tag.lock().unwrap_or_else(PoisonError::into_inner) = Some(tag.clone());
             Job::Ready(self.decode(&mut decoder, lines, &tag, &label, ack))
         }
+    }
+
+    /// Legacy requests whose response line did not come within `join_timeout`
+    /// (every waiting one with `all`, at shutdown), as a batch with the tag of
+    /// the last batch decoded. Each carries the acknowledgement of its lines'
+    /// batches, held by the decoder until now.
+    pub(super) fn flush_joins(&self, all: bool) -> EventBatch {
+        let mut decoder = self.decoder.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.parallel || !decoder.joins_lines() {
+            return Vec::new();
+        }
+        let mut decoded = Vec::new();
+        if all {
+            decoder.flush_all(&mut decoded);
+        } else {
+            decoder.flush_expired(Utc::now(), &mut decoded);
+        }
+        let Some(tag) = self
+            .last_tag
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            return Vec::new();
+        };
+        decoded
+            .into_iter()
+            .map(|d| Event::new(tag.clone(), d.time, d.record, d.joined))
+            .collect()
     }
 
     fn decode(
@@ -93,7 +127,8 @@ impl DecodeShared {
         for line in lines {
             let (offset, bad) = match line {
                 Line::Complete { bytes, offset } => {
-                    (offset, decoder.decode(bytes, now, &mut decoded).err())
+                    let bad = decoder.decode_in_batch(bytes, now, &ack, &mut decoded);
+                    (offset, bad.err())
                 }
                 Line::TooLong { offset } => (
                     offset,
@@ -104,7 +139,9 @@ impl DecodeShared {
                 ),
             };
             for d in decoded.drain(..) {
-                events.push(Event::new(tag.clone(), d.time, d.record, ack.clone()));
+                // A joined legacy request also holds its request line's batch.
+                let ack = ack.clone().join(d.joined);
+                events.push(Event::new(tag.clone(), d.time, d.record, ack));
             }
             if let Some(bad) = bad {
                 self.counters.bad_lines.fetch_add(1, Ordering::Relaxed);

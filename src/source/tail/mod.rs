@@ -78,7 +78,9 @@ use self::stats::TailStatsSet;
 use self::tag_template::TagTemplate;
 use self::tailer::Tailer;
 use self::watch::{DirWatcher, Wake};
-use super::{BadLineLog, BuildError, Decoder, InputFormat, SourceContext, SourceTask, TimeSpec};
+use super::{
+    BadLineLog, BuildError, DecodeKeys, DecodeSpec, InputFormat, SourceContext, SourceTask,
+};
 use crate::config::{ByteSize, Diagnostic, Duration};
 use crate::event::FieldPath;
 
@@ -113,10 +115,18 @@ pub struct TailConfig {
     /// Default: none.
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
-    /// `json` (default: one JSON object per line) or `text` (each line
-    /// becomes `{"message": "<line>"}`).
+    /// `json` (default: one JSON object per line), `text` (each line
+    /// becomes `{"message": "<line>"}`), `legacy` (kube-apiserver's `AUDIT:`
+    /// lines) or `access_json` (one access record per request); the last two
+    /// are audited through `policy` (see the `stdin` source for the keys).
     #[serde(default)]
     pub format: InputFormat,
+    /// `legacy`/`access_json`: the audit Policy that decides levels and
+    /// stages; loaded and validated with the config.
+    pub policy: Option<Spanned<PathBuf>>,
+    /// `legacy`: how long a request line waits for its response line (on the
+    /// log's clock; checked as later lines arrive). Default `10s`.
+    pub join_timeout: Option<Spanned<Duration>>,
     /// Tag of the events. May hold `${file}` (the file's name, e.g.
     /// `audit.log`) and `${path}` (its path with `/` turned into `.`, e.g.
     /// `var.log.audit.log`), taken from the path the file had when it was
@@ -125,7 +135,7 @@ pub struct TailConfig {
     pub tag: Spanned<String>,
     /// Field holding the event time (e.g. `stageTimestamp`); default: the
     /// time the line was read.
-    pub time_key: Option<FieldPath>,
+    pub time_key: Option<Spanned<FieldPath>>,
     /// strftime format of `time_key`; default RFC 3339 (numbers are Unix
     /// seconds).
     pub time_format: Option<String>,
@@ -184,6 +194,9 @@ pub struct TailConfig {
     /// Default `false`: follow files forever.
     #[serde(default)]
     pub stop_at_eof: bool,
+    /// The checked decoding keys, set by [`TailConfig::with_decode`].
+    #[serde(skip)]
+    pub decode: DecodeSpec,
 }
 
 /// Batches cut but not yet in the pipeline, per source: enough to keep
@@ -258,6 +271,20 @@ impl TailConfig {
         Ok(())
     }
 
+    /// Checks the decoding keys (`format`, `policy`, `join_timeout`,
+    /// `time_key`) together and loads the policy, as every line source does.
+    pub fn with_decode(mut self, table_span: std::ops::Range<usize>) -> Result<Self, Diagnostic> {
+        self.decode = DecodeSpec::from_keys(&DecodeKeys {
+            format: self.format,
+            time_key: self.time_key.as_ref(),
+            time_format: self.time_format.as_deref(),
+            policy: self.policy.as_ref(),
+            join_timeout: self.join_timeout.as_ref(),
+            table_span,
+        })?;
+        Ok(self)
+    }
+
     fn globs(&self) -> Result<Globs, discover::GlobError> {
         let paths: Vec<String> = self.paths.iter().map(|p| p.get_ref().clone()).collect();
         let exclude: Vec<String> = self.exclude.iter().map(|p| p.get_ref().clone()).collect();
@@ -303,17 +330,13 @@ impl TailConfig {
             emit_partial_at_shutdown: self.emit_partial_at_shutdown,
             stop_at_eof: self.stop_at_eof,
         };
-        let time = self.time_key.clone().map(|key| TimeSpec {
-            key,
-            format: self.time_format.clone(),
-        });
         let stats = TailStats::new(&name);
         let stats_set = TailStatsSet::register(cx.metrics.metrics(), &stats);
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel(DECODE_AHEAD);
         let now = Instant::now();
         let decode = DecodeShared::new(
-            Decoder::new(self.format, time),
+            self.decode.build(&cx.metrics),
             self.format,
             BadLineLog::new(cx.metrics.errors.clone()),
             stats.counters_arc(),

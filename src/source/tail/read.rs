@@ -41,6 +41,17 @@ pub(super) struct Emitter {
 }
 
 impl Emitter {
+    /// Sends legacy joins that timed out (or all of them, at shutdown).
+    pub(super) fn flush_joins(&self, all: bool) -> Result<(), PipelineClosed> {
+        let batch = self.decode.flush_joins(all);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.jobs
+            .blocking_send(Job::Ready(batch))
+            .map_err(|_| PipelineClosed)
+    }
+
     pub(super) fn over_budget(&self) -> bool {
         self.unacked >= self.max_unacked
     }

@@ -116,6 +116,9 @@ impl Tailer {
                 Ok(more) => busy = more,
                 Err(PipelineClosed) => return Stop::PipelineClosed,
             }
+            if let Err(PipelineClosed) = self.emit.flush_joins(false) {
+                return Stop::PipelineClosed;
+            }
             if self.settings.stop_at_eof
                 && !busy
                 && self.files.iter().all(TailedFile::is_read_to_end)
@@ -372,6 +375,9 @@ impl Tailer {
     /// Shutdown: stop reading, optionally emit partial last lines, wait a
     /// bounded time for the outputs to acknowledge what was read.
     fn finish(&mut self) {
+        // Legacy requests still waiting for their response are recorded with
+        // what is known rather than lost.
+        let _ = self.emit.flush_joins(true);
         if self.settings.emit_partial_at_shutdown {
             self.flush_partial_lines();
         }
@@ -387,6 +393,9 @@ impl Tailer {
     /// the positions saved next cover everything that was delivered.
     fn finish_at_eof(&mut self) {
         self.flush_partial_lines();
+        // Legacy requests whose response never came will not get one now:
+        // record them with what is known.
+        let _ = self.emit.flush_joins(true);
         if self.wait_for_acks(None) {
             tracing::info!(
                 files = self.files.len(),

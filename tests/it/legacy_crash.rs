@@ -1,0 +1,177 @@
+//! Crash safety of legacy request/response joins on a tail source: a request
+//! waiting for its response keeps its position unsaved, so kill -9 loses nothing.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Agent, auditrail, wait_until};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// Long enough that no request is emitted unanswered during the test.
+const JOIN_TIMEOUT: &str = "1h";
+
+fn config(root: &Path) -> String {
+    let root = root.display();
+    format!(
+        r#"data_dir = "{root}/data"
+
+[[source]]
+name = "legacy"
+type = "tail"
+paths = ["{root}/audit.log"]
+tag = "audit"
+format = "legacy"
+policy = "{root}/policy.yaml"
+join_timeout = "{JOIN_TIMEOUT}"
+poll_interval = "100ms"
+position_flush_interval = "100ms"
+
+[[output]]
+name = "out"
+type = "stdout"
+match = "**"
+"#
+    )
+}
+
+/// Starts the agent in `dir`, its stdout going to `out`.
+fn start(dir: tempfile::TempDir, out: &Path) -> Agent {
+    let config = dir.path().join("auditrail.toml");
+    let child = auditrail()
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(File::create(out).expect("stdout file"))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start auditrail");
+    Agent { child, dir, config }
+}
+
+fn request(id: &str) -> String {
+    let now = chrono::Utc::now().to_rfc3339();
+    format!(
+        "{now} AUDIT: id=\"{id}\" ip=\"10.0.0.1\" method=\"GET\" user=\"alice\" groups=\"<none>\" as=\"<self>\" asgroups=\"<lookup>\" namespace=\"default\" uri=\"/api/v1/namespaces/default/pods\"\n"
+    )
+}
+
+fn response(id: &str) -> String {
+    let now = chrono::Utc::now().to_rfc3339();
+    format!("{now} AUDIT: id=\"{id}\" response=\"200\"\n")
+}
+
+fn append(path: &Path, text: &str) {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open log")
+        .write_all(text.as_bytes())
+        .expect("append");
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The ids whose `ResponseComplete` event carries the response line's status.
+fn answered(out: &Path) -> Vec<String> {
+    let text = fs::read_to_string(out).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["stage"] == "ResponseComplete" && e["responseStatus"]["code"] == 200)
+        .filter_map(|e| e["auditID"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The saved offset of the tailed file, if positions were saved.
+fn saved_offset(dir: &Path) -> Option<u64> {
+    let text = fs::read_to_string(dir.join("data/tail/legacy.positions.json")).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    value["files"].as_array()?.first()?["offset"].as_u64()
+}
+
+/// Requests read before a kill -9, whose responses are written only after it,
+/// come out joined with those responses after the restart: their lines'
+/// position was not saved while they waited.
+#[test]
+fn legacy_requests_waiting_for_responses_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root: PathBuf = dir.path().to_owned();
+    let log = root.join("audit.log");
+    fs::write(
+        root.join("policy.yaml"),
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )
+    .expect("policy");
+    fs::write(root.join("auditrail.toml"), config(&root)).expect("config");
+    fs::write(&log, "").expect("log");
+    let first_out = root.join("first.jsonl");
+    let agent = start(dir, &first_out);
+
+    // A complete pair: once delivered, its position is saved.
+    append(&log, &(request("m1") + &response("m1")));
+    let end = file_len(&log);
+    assert!(
+        wait_until(WAIT, || answered(&first_out).contains(&"m1".to_owned())
+            && saved_offset(&root) == Some(end)),
+        "the first pair was not delivered and saved; position {:?}",
+        saved_offset(&root)
+    );
+
+    // Requests without responses yet, then a complete pair read after them.
+    let requests_start = file_len(&log);
+    let ids = ["r1", "r2", "r3"];
+    let requests: String = ids.iter().map(|id| request(id)).collect();
+    append(&log, &(requests + &request("m2") + &response("m2")));
+    assert!(
+        wait_until(WAIT, || answered(&first_out).contains(&"m2".to_owned())),
+        "the pair after the requests was not delivered: the requests were not read"
+    );
+    // Had the requests' batch settled, the position would pass them within
+    // `position_flush_interval`; give it ample time to (wrongly) do so.
+    let moved = wait_until(Duration::from_secs(2), || {
+        saved_offset(&root).is_some_and(|offset| offset > requests_start)
+    });
+    assert!(
+        !moved,
+        "the position was saved past requests still waiting for their responses: {:?} > {requests_start}",
+        saved_offset(&root)
+    );
+    let dir = agent.kill();
+
+    let responses: String = ids.iter().map(|id| response(id)).collect();
+    append(&log, &responses);
+    let second_out = root.join("second.jsonl");
+    let agent = start(dir, &second_out);
+    let all_answered = || {
+        let seen = answered(&second_out);
+        ids.iter().all(|id| seen.contains(&(*id).to_owned()))
+    };
+    assert!(
+        wait_until(WAIT, all_answered),
+        "requests lost across kill -9; answered after the restart: {:?}",
+        answered(&second_out)
+    );
+    let events: Vec<Value> = fs::read_to_string(&second_out)
+        .expect("output")
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    // Stopping removes the temp dir: read the output first.
+    let status = agent.stop();
+    assert!(status.success(), "{status}");
+    for id in ids {
+        assert!(
+            events.iter().any(|e| e["auditID"] == id
+                && e["stage"] == "ResponseComplete"
+                && e["annotations"]["auditrail.io/legacy-join"].is_null()),
+            "`{id}` was not joined with its response"
+        );
+    }
+}
