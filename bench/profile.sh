@@ -79,7 +79,7 @@ wait "$perf_pid" || true
 echo "workload $workload, $total events ($((bytes / 1000000)) MB), $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s; load average $(bench_loadavg); $(nproc) cores"
 echo
 echo "== by shared object (self) =="
-perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | grep '%' | head -10
+perf report -i "$WORK/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | grep '%' | head -10
 echo
 echo "== top $top functions (self, all threads) =="
 perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null |
