@@ -48,6 +48,8 @@ use worker::{DiskOpener, Opener, WriteSettings};
 const JOBS_PER_THREAD: usize = 2;
 /// Buffered bytes at which the output stops taking input, at least.
 const MIN_MAX_BUFFERED: usize = 32 << 20;
+/// Buffered bytes (all files together) past which every file is flushed.
+const FLUSH_ALL_BYTES: usize = 4 << 20;
 
 impl FileConfig {
     pub fn build(&self, cx: OutputContext) -> Result<OutputTask, BuildError> {
@@ -79,6 +81,7 @@ impl FileConfig {
             max_open_files: self.max_open_files.max(1),
             max_in_flight: threads * JOBS_PER_THREAD,
             max_buffered: MIN_MAX_BUFFERED.max(flush_bytes.saturating_mul(8)),
+            flush_all_bytes: FLUSH_ALL_BYTES.max(flush_bytes.saturating_mul(4)),
             slice_seconds: path::slice_seconds(self.template()),
         };
         let settings = Arc::new(WriteSettings {
@@ -108,8 +111,15 @@ async fn run(
         BuildError::new(&cx.name, "failed to start the file writer threads").with_source(e)
     })?;
     let tick_every =
-        (limits.flush_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        (limits.flush_interval / 10).clamp(Duration::from_millis(10), Duration::from_millis(100));
+    // Flushes happen on ticks: aim one tick early, so an event waits at most
+    // `flush_interval` in the buffer, not `flush_interval` plus a tick.
+    let limits = Limits {
+        flush_interval: limits.flush_interval.saturating_sub(tick_every),
+        ..limits
+    };
     let max_buffered = limits.max_buffered;
+    let flush_all_bytes = limits.flush_all_bytes;
     let mut files = OpenFiles::new(limits, cx.metrics.clone());
     let mut eval_errors = EvalErrors::new(cx.metrics.clone());
     let mut tick = tokio::time::interval(tick_every);
@@ -140,6 +150,7 @@ async fn run(
                         let ok = path::stays_within(&base_dir, &path);
                         files.add(&path, ok, event, now);
                     }
+                    scan_all = files.buffered() >= flush_all_bytes;
                 }
                 None => {
                     input_open = false;

@@ -34,6 +34,11 @@ pub(crate) struct Limits {
     pub(crate) max_in_flight: usize,
     /// Stop taking input beyond this many buffered bytes (backpressure).
     pub(crate) max_buffered: usize,
+    /// Past this many buffered bytes every file is flushed, not only the
+    /// full ones: a source's batch spans many files and is acknowledged only
+    /// once all of them are written, so a quiet file must not hold it back
+    /// for a whole `flush_interval`.
+    pub(crate) flush_all_bytes: usize,
     /// Time-slice length of the path template, if it has one.
     pub(crate) slice_seconds: Option<i64>,
 }
@@ -207,7 +212,7 @@ impl OpenFiles {
     /// at every file (on the timer), otherwise only at full ones.
     pub(crate) fn next_jobs(&mut self, now: Instant, scan_all: bool, out: &mut Vec<Job>) {
         if scan_all {
-            let pressure = self.buffered > self.limits.max_buffered / 2;
+            let pressure = self.buffered >= self.limits.flush_all_bytes;
             for (key, entry) in &mut self.entries {
                 if !entry.queued && entry.is_due(now, &self.limits, self.draining || pressure) {
                     entry.queued = true;

@@ -232,6 +232,7 @@ fn open_files_stay_within_max_open_files_and_reopen_for_append() {
         max_open_files: 3,
         max_in_flight: 2,
         max_buffered: 1 << 20,
+        flush_all_bytes: usize::MAX,
         slice_seconds: None,
     };
     let mut files = OpenFiles::new(limits, Metrics::new().component("file"));
@@ -370,6 +371,7 @@ fn files_close_when_their_time_slice_ends_or_they_go_idle() {
         max_open_files: 10,
         max_in_flight: 4,
         max_buffered: 1 << 20,
+        flush_all_bytes: usize::MAX,
         slice_seconds: Some(3600),
     };
     let mut files = OpenFiles::new(limits, Metrics::new().component("file"));
