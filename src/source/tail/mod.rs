@@ -177,7 +177,7 @@ pub struct TailConfig {
     #[serde(default = "default_rotate_wait")]
     pub rotate_wait: Duration,
     /// Reading pauses while this many bytes are read but not yet
-    /// acknowledged by every output (backpressure). Default `16MiB`.
+    /// acknowledged by every output (backpressure). Default `12MiB`.
     #[serde(default = "default_max_unacked")]
     pub max_unacked: ByteSize,
     /// At shutdown, send a last line that has no newline yet as an event.
@@ -218,10 +218,10 @@ fn default_position_flush_interval() -> Duration {
 fn default_rotate_wait() -> Duration {
     Duration::from_secs(5)
 }
-// 16 MiB keeps up with gzip on both cores (outputs flush every few MiB) while
+// 12 MiB keeps up with gzip on both cores (outputs flush every few MiB) while
 // bounding memory; measured faster than 64 MiB, which only added page faults.
 fn default_max_unacked() -> ByteSize {
-    ByteSize(16 << 20)
+    ByteSize(12 << 20)
 }
 
 /// The resolved settings the reader loop runs with.
