@@ -42,17 +42,8 @@ impl DeadLetter {
 
     /// The default place: `<data_dir>/dead-letter/<output>.ndjson`.
     pub fn default_path(data_dir: &Path, output: &str) -> PathBuf {
-        let safe: String = output
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        data_dir.join("dead-letter").join(format!("{safe}.ndjson"))
+        let file = crate::config::file_name_for(output);
+        data_dir.join("dead-letter").join(format!("{file}.ndjson"))
     }
 
     pub fn path(&self) -> &Path {

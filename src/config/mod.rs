@@ -324,6 +324,21 @@ fn parse_component(
     Ok(())
 }
 
+/// A component name made safe as a file name (state files under
+/// `data_dir` are named after their component).
+pub fn file_name_for(component: &str) -> String {
+    component
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Byte offset in the file where a string value's content starts, when the
 /// content appears there verbatim (no escapes), so offsets inside the string
 /// (a DSL error, a pattern error) map to exact file positions.

@@ -296,17 +296,8 @@ impl TailConfig {
     /// Where this source's positions are saved.
     pub fn position_path(&self, data_dir: &std::path::Path, name: &str) -> PathBuf {
         self.pos_file.clone().unwrap_or_else(|| {
-            let safe: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            data_dir.join("tail").join(format!("{safe}.positions.json"))
+            let file = crate::config::file_name_for(name);
+            data_dir.join("tail").join(format!("{file}.positions.json"))
         })
     }
 
