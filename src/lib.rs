@@ -31,3 +31,16 @@ pub mod output;
 pub mod pipeline;
 pub mod source;
 pub mod systemd;
+
+/// An error and its causes on one line (`outer: inner: root`), for a log
+/// field; the CLI prints causes on lines of their own instead.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -277,7 +277,7 @@ impl<O: Output> Driver<O> {
                 tracing::error!(
                     output = %self.metrics.name,
                     events = dead_count,
-                    error = %chain(&e),
+                    error = %crate::error_chain(&e),
                     "Rejected events could not be dead-lettered; they stay unacknowledged."
                 );
                 false
@@ -300,18 +300,6 @@ impl<O: Output> Driver<O> {
         self.metrics.events_out.inc_by(delivered);
         again
     }
-}
-
-/// An error with its causes, for one log field.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The router's channel plus the events read ahead of the current batch.

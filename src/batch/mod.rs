@@ -14,7 +14,6 @@ mod driver_tests;
 
 pub use backoff::{Backoff, Jitter};
 pub use dead_letter::{DeadLetter, DeadLetterError};
-pub(crate) use driver::chain as error_chain;
 pub use driver::{Delivery, Driver, Output, OutputError, RetrySettings};
 pub use throttle::Throttle;
 

@@ -217,7 +217,7 @@ impl Agent {
             Ok(pipeline) => pipeline,
             Err(e) => {
                 tracing::error!(
-                    error = %error_chain(&e),
+                    error = %crate::error_chain(&e),
                     "The new config failed to start; starting the previous one again."
                 );
                 let old = Pipeline::start(&self.config, &self.metrics)
@@ -249,19 +249,8 @@ enum Replaced {
 fn log_stop(result: Result<(), RunError>) {
     if let Err(e) = result {
         tracing::warn!(
-            error = %error_chain(&e),
+            error = %crate::error_chain(&e),
             "The previous pipeline did not stop cleanly; unacknowledged events will be read again."
         );
     }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

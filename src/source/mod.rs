@@ -87,7 +87,7 @@ impl SourceConfig {
         }
     }
 
-    /// Whether the tag is fixed; dynamic tags hold `${...}` parts.
+    /// The `type` of this source, for the routing graph and logs.
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Stdin(_) => "stdin",
@@ -171,22 +171,6 @@ impl EventSender {
     pub async fn send(&self, batch: EventBatch) -> Result<(), PipelineClosed> {
         let n = batch.len() as u64;
         self.tx.send(batch).await.map_err(|_| PipelineClosed)?;
-        self.metrics.events_in.inc_by(n);
-        Ok(())
-    }
-
-    /// The same, from a plain thread.
-    pub fn blocking_send(&self, batch: EventBatch) -> Result<(), PipelineClosed> {
-        let n = batch.len() as u64;
-        self.tx.blocking_send(batch).map_err(|_| PipelineClosed)?;
-        self.metrics.events_in.inc_by(n);
-        Ok(())
-    }
-
-    /// Sends unless the pipeline is full; gives the batch back if it is.
-    pub fn try_send(&self, batch: EventBatch) -> Result<(), mpsc::error::TrySendError<EventBatch>> {
-        let n = batch.len() as u64;
-        self.tx.try_send(batch)?;
         self.metrics.events_in.inc_by(n);
         Ok(())
     }

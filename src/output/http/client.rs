@@ -318,7 +318,7 @@ pub fn transport_error(error: &reqwest::Error) -> OutputError {
     };
     // reqwest's messages carry the URL but never the body or credentials.
     OutputError::Retry {
-        reason: format!("{kind}: {}", crate::batch::error_chain(error)),
+        reason: format!("{kind}: {}", crate::error_chain(error)),
         retry_after: None,
     }
 }
