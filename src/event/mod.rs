@@ -3,12 +3,14 @@
 //! the source when every output is done with it.
 
 mod ack;
+mod json_scan;
 mod path;
 mod raw_lookup;
 mod record;
 mod tag;
 
 pub use ack::{Ack, AckWaiter, BatchStatus};
+pub use json_scan::JsonError;
 pub use path::{FieldPath, PathError, PathSegment};
 pub use record::Record;
 pub use tag::Tag;

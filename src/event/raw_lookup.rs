@@ -20,76 +20,6 @@ pub(super) fn lookup(raw: &str, path: &[PathSegment]) -> Result<Option<Value>, s
     Ok(found)
 }
 
-/// Where one top-level key and its value sit in the record's text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct KeyEntry {
-    key: (u32, u32),
-    value: (u32, u32),
-}
-
-impl KeyEntry {
-    pub(super) fn key<'r>(&self, raw: &'r str) -> &'r str {
-        &raw[self.key.0 as usize..self.key.1 as usize]
-    }
-
-    pub(super) fn value<'r>(&self, raw: &'r str) -> &'r str {
-        &raw[self.value.0 as usize..self.value.1 as usize]
-    }
-}
-
-/// Validates `raw` as one JSON object and notes where each top-level value
-/// is, so later reads scan one value instead of the whole line. The index is
-/// `None` when a key has escapes (it could not be compared as written) or the
-/// text is too large for 32-bit offsets; reads then scan the whole text.
-pub(super) fn index_object(raw: &str) -> Result<Option<Box<[KeyEntry]>>, serde_json::Error> {
-    if !raw.trim_start().starts_with('{') {
-        return Err(de::Error::custom("expected a JSON object"));
-    }
-    let mut de = serde_json::Deserializer::from_str(raw);
-    let index = de::Deserializer::deserialize_map(&mut de, IndexVisitor { base: raw })?;
-    de.end()?;
-    Ok(index.filter(|_| u32::try_from(raw.len()).is_ok()))
-}
-
-struct IndexVisitor<'r> {
-    base: &'r str,
-}
-
-impl<'de> Visitor<'de> for IndexVisitor<'_> {
-    type Value = Option<Box<[KeyEntry]>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let base = self.base.as_ptr() as usize;
-        let offset = |text: &str| u32::try_from(text.as_ptr() as usize - base).unwrap_or(u32::MAX);
-        let mut entries = Vec::with_capacity(16);
-        let mut usable = true;
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let value = map.next_value::<&'de serde_json::value::RawValue>()?;
-            match key {
-                Cow::Borrowed(key) if usable => {
-                    let (k, v) = (offset(key), offset(value.get()));
-                    entries.push(KeyEntry {
-                        key: (
-                            k,
-                            k.saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX)),
-                        ),
-                        value: (
-                            v,
-                            v.saturating_add(u32::try_from(value.get().len()).unwrap_or(u32::MAX)),
-                        ),
-                    });
-                }
-                _ => usable = false,
-            }
-        }
-        Ok(usable.then(|| entries.into_boxed_slice()))
-    }
-}
-
 /// An object key, borrowed from the text unless it had escapes. (serde's own
 /// `Cow<str>` always allocates, which would cost one `String` per key.)
 struct Key<'de>(Cow<'de, str>);
@@ -229,22 +159,6 @@ mod tests {
         let path = FieldPath::parse("a").unwrap();
         assert!(lookup(r#"{"a":1,"b":}"#, path.segments()).is_err());
         assert!(lookup(r#"{"a":1} trailing"#, path.segments()).is_err());
-    }
-
-    #[test]
-    fn indexes_top_level_values() {
-        let raw = r#" {"a":{"b":1}, "c" : "x\u0026y","a":[2]} "#;
-        let index = index_object(raw).unwrap().unwrap();
-        let pairs: Vec<(&str, &str)> = index.iter().map(|e| (e.key(raw), e.value(raw))).collect();
-        assert_eq!(
-            pairs,
-            [("a", r#"{"b":1}"#), ("c", r#""x\u0026y""#), ("a", "[2]")]
-        );
-        // Escaped keys cannot be compared as written: no index, still valid.
-        assert_eq!(index_object(r#"{"k\u0065y":1}"#).unwrap(), None);
-        assert!(index_object("[1]").is_err());
-        assert!(index_object(r#"{"a":1"#).is_err());
-        assert!(index_object(r#"{"a":1} x"#).is_err());
     }
 
     #[test]

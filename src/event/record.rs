@@ -9,7 +9,8 @@ use bytestring::ByteString;
 use serde_json::{Map, Value};
 
 use super::path::{FieldPath, PathSegment};
-use super::raw_lookup::{self, KeyEntry};
+use super::json_scan::{self, JsonError, KeyEntry};
+use super::raw_lookup;
 
 /// One event's JSON object.
 #[derive(Clone, Debug)]
@@ -24,8 +25,8 @@ pub struct Record {
 
 impl Record {
     /// Wraps a line that is one JSON object, validating it.
-    pub fn from_json(raw: ByteString) -> Result<Self, serde_json::Error> {
-        let index = raw_lookup::index_object(&raw)?;
+    pub fn from_json(raw: ByteString) -> Result<Self, JsonError> {
+        let index = json_scan::index_object(&raw)?;
         Ok(Self {
             raw: Some(raw),
             index,
@@ -38,7 +39,7 @@ impl Record {
     pub fn from_json_reading(
         raw: ByteString,
         path: &FieldPath,
-    ) -> Result<(Self, Option<Value>), serde_json::Error> {
+    ) -> Result<(Self, Option<Value>), JsonError> {
         let record = Self::from_json(raw)?;
         let value = record.get(path).map(Cow::into_owned);
         Ok((record, value))
