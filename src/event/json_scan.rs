@@ -1,20 +1,22 @@
 //! Validates a line as one JSON object and notes where its top-level members
 //! sit, without parsing it. This runs on every line a source reads, so it is
-//! the read path's main cost. It works the way simdjson does: vector compares
-//! turn each 64-byte block into bit masks (quotes, backslashes, structural
-//! characters, whitespace), string interiors are found with a prefix XOR of
-//! the quote mask, and a small state machine then visits only the structural
-//! positions (about one byte in ten in audit events) instead of every byte.
+//! the read path's main cost. One pass over the bytes; strings, most of an
+//! audit event, are skipped 16 bytes at a time with vector compares that find
+//! the next quote, backslash or control character.
 //!
-//! Written by hand because no crate does this job fast enough: serde_json
-//! checks byte by byte (about 1 GB/s per core here), and sonic-rs, the one
-//! SIMD parser that reads without copying, measured no faster without
-//! `target-cpu=native`, which portable packages can't use.
+//! Written by hand because no crate does this job as fast: serde_json (whose
+//! `RawValue` skip did this before) checks strings 8 bytes at a time and goes
+//! through its `Deserializer` machinery per token, and sonic-rs, the one
+//! SIMD parser that reads without copying, measured no faster here without
+//! `target-cpu=native`, which portable packages can't use. A simdjson-style
+//! two-pass scanner was tried too: with baseline x86-64 instructions it was
+//! slower than serde_json on audit events (short strings, dense structure).
 //!
 //! What it accepts is exactly what `serde_json::from_str::<Value>` accepts for
 //! an object (so a later full parse can't fail): RFC 8259 grammar, no lone
 //! surrogates in `\u` escapes, numbers within `f64` range, at most 127 levels
-//! of nesting. The caller has already checked UTF-8 (the input is a `&str`).
+//! of nesting. It leaves UTF-8 to the caller, and says when the line is all
+//! ASCII so that check can be skipped.
 
 use std::fmt;
 
@@ -56,305 +58,324 @@ impl fmt::Display for JsonError {
 
 impl std::error::Error for JsonError {}
 
-/// Validates `raw` as one JSON object and indexes its top-level members. The
-/// index is `None` when a key has escapes (it could not be compared as
-/// written); reads then scan the whole text.
-pub(super) fn index_object(raw: &str) -> Result<Option<Box<[KeyEntry]>>, JsonError> {
-    thread_local! {
-        /// Reused for every line, so a line costs no allocation here.
-        static POSITIONS: std::cell::RefCell<Box<[u32]>> =
-            std::cell::RefCell::new(vec![0; SEGMENT_BLOCKS * 64 + 8].into_boxed_slice());
-    }
-    let bytes = raw.as_bytes();
+/// A line found to be one JSON object.
+pub(super) struct Scanned {
+    /// Its top-level members; `None` when a key has escapes (it could not
+    /// be compared as written), and reads then scan the whole text.
+    pub(super) index: Option<Box<[KeyEntry]>>,
+    /// All bytes are ASCII, so the line is UTF-8 with no further check.
+    pub(super) ascii: bool,
+}
+
+/// Validates `bytes` as one JSON object and indexes its top-level members.
+/// Strings' bytes are not checked for UTF-8; see [`Scanned::ascii`].
+pub(super) fn index_object(bytes: &[u8]) -> Result<Scanned, JsonError> {
     if u32::try_from(bytes.len()).is_err() {
-        // Positions are 32-bit; `max_line_size` and body limits stay far below.
+        // Offsets are 32-bit; `max_line_size` and body limits stay far below.
         return Err(JsonError::at(0, "a JSON object over 4 GiB"));
     }
-    POSITIONS.with_borrow_mut(|positions| {
-        let mut carry = Carry::default();
-        let mut walker = Walker::default();
-        let mut base = 0;
+    let mut scan = Scanner {
+        bytes,
+        at: 0,
+        window_start: 0,
+        window: 0,
+        non_ascii: false,
+    };
+    scan.load_window(0);
+    if scan.next_token() != Some(b'{') {
+        return Err(scan.error("expected a JSON object"));
+    }
+    scan.at += 1;
+    let mut members = Vec::with_capacity(24);
+    let mut usable = true;
+    if scan.next_token() == Some(b'}') {
+        scan.at += 1;
+    } else {
         loop {
-            let (found, end, scanned) = carry.segment(bytes, base, positions);
-            walker.walk(bytes, &positions[..found])?;
-            // A problem found by the first pass comes after every structural
-            // position the second pass has checked.
-            scanned?;
-            base = end;
-            if base >= bytes.len() {
-                break;
+            let (key, escaped) = scan.key()?;
+            usable &= !escaped;
+            scan.skip_space();
+            let start = scan.at;
+            scan.value()?;
+            members.push(KeyEntry {
+                key,
+                value: (start as u32, scan.at as u32),
+            });
+            match scan.next_token() {
+                Some(b',') => scan.at += 1,
+                Some(b'}') => {
+                    scan.at += 1;
+                    break;
+                }
+                Some(_) => return Err(scan.error("expected `,` or `}`")),
+                None => return Err(scan.error("unexpected end of input")),
             }
         }
-        if carry.in_string != 0 {
-            return Err(JsonError::at(bytes.len(), "unterminated string"));
-        }
-        walker.finish(bytes.len())
+    }
+    if scan.next_token().is_some() {
+        return Err(scan.error("trailing characters"));
+    }
+    Ok(Scanned {
+        index: usable.then(|| members.into_boxed_slice()),
+        ascii: !scan.non_ascii,
     })
 }
 
-/// Text is taken 64 blocks (4 KiB) at a time: most lines in one go, and the
-/// buffer of structural positions stays small for huge lines.
-const SEGMENT_BLOCKS: usize = 64;
+/// serde_json refuses the 128th level of nesting; so do we.
+const MAX_DEPTH: u32 = 127;
 
-/// The bit masks of one 64-byte block; bit `i` stands for byte `i`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Block {
-    quote: u64,
-    backslash: u64,
-    /// Bytes below 0x20, which strings may not hold.
-    control: u64,
-    /// JSON whitespace: space, tab, line feed, carriage return.
-    space: u64,
-    /// `{ } [ ] : ,`
-    operator: u64,
+struct Scanner<'b> {
+    bytes: &'b [u8],
+    at: usize,
+    /// [`string_specials`] of the 64 bytes from `window_start`.
+    window_start: usize,
+    window: u64,
+    /// Whether a window held a byte over 0x7f. Every byte of a valid line
+    /// is either in a window or part of a token (all ASCII), so without one
+    /// the line is ASCII and needs no UTF-8 check.
+    non_ascii: bool,
 }
 
-#[cfg(target_arch = "x86_64")]
-fn classify(block: &[u8; 64]) -> Block {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    let mut out = Block {
-        quote: 0,
-        backslash: 0,
-        control: 0,
-        space: 0,
-        operator: 0,
-    };
-    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
-    // always available; each unaligned load reads 16 bytes at offsets 0, 16,
-    // 32 and 48 of a 64-byte array.
-    unsafe {
-        let splat = |b: u8| _mm_set1_epi8(b as i8);
-        let mask = |v: __m128i| u64::from(_mm_movemask_epi8(v) as u16);
-        for lane in 0..4 {
-            let v = _mm_loadu_si128(block.as_ptr().add(lane * 16).cast::<__m128i>());
-            let eq = |b: u8| _mm_cmpeq_epi8(v, splat(b));
-            // `{`/`[` and `}`/`]` differ only in bit 0x20.
-            let folded = _mm_or_si128(v, splat(0x20));
-            let brace = _mm_or_si128(
-                _mm_cmpeq_epi8(folded, splat(b'{')),
-                _mm_cmpeq_epi8(folded, splat(b'}')),
-            );
-            let operator = _mm_or_si128(brace, _mm_or_si128(eq(b':'), eq(b',')));
-            let space = _mm_or_si128(
-                _mm_or_si128(eq(b' '), eq(b'\t')),
-                _mm_or_si128(eq(b'\n'), eq(b'\r')),
-            );
-            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, splat(0x1f)), v);
-            let shift = lane * 16;
-            out.quote |= mask(eq(b'"')) << shift;
-            out.backslash |= mask(eq(b'\\')) << shift;
-            out.control |= mask(control) << shift;
-            out.space |= mask(space) << shift;
-            out.operator |= mask(operator) << shift;
+impl Scanner<'_> {
+    fn load_window(&mut self, start: usize) {
+        self.window_start = start;
+        let (specials, high) = match self.bytes.get(start..start + 64) {
+            Some(full) => string_specials(full.try_into().expect("64 bytes")),
+            None => {
+                // Past the end counts as special, so a search stops there.
+                let mut padded = [b'"'; 64];
+                let rest = &self.bytes[start.min(self.bytes.len())..];
+                padded[..rest.len()].copy_from_slice(rest);
+                string_specials(&padded)
+            }
+        };
+        self.window = specials;
+        self.non_ascii |= high != 0;
+    }
+
+    /// The first quote, backslash or control character at or after `at`
+    /// (or the end of the text).
+    fn find_string_special(&mut self, mut at: usize) -> usize {
+        loop {
+            let offset = at.wrapping_sub(self.window_start);
+            if offset >= 64 {
+                self.load_window(at);
+                continue;
+            }
+            let ahead = self.window >> offset;
+            if ahead != 0 {
+                return (at + ahead.trailing_zeros() as usize).min(self.bytes.len());
+            }
+            at = self.window_start + 64;
         }
     }
-    out
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte that is not whitespace.
+    fn next_token(&mut self) -> Option<u8> {
+        self.skip_space();
+        self.peek()
+    }
+
+    #[cold]
+    fn error(&self, problem: &'static str) -> JsonError {
+        JsonError::at(self.at, problem)
+    }
+
+    /// An object key and its `:`, from the next token; returns the key's
+    /// span (without quotes) and whether it has escapes.
+    fn key(&mut self) -> Result<((u32, u32), bool), JsonError> {
+        if self.next_token() != Some(b'"') {
+            return Err(self.error("expected a string key"));
+        }
+        let start = self.at + 1;
+        let escaped = self.string()?;
+        let span = (start as u32, self.at as u32 - 1);
+        // Go writes `"key":` with no space; check that before skipping any.
+        if self.peek() != Some(b':') && self.next_token() != Some(b':') {
+            return Err(self.error("expected `:`"));
+        }
+        self.at += 1;
+        Ok((span, escaped))
+    }
+
+    /// A string from its opening quote to just past its closing one;
+    /// returns whether it has escapes. Inlined so that key and value strings
+    /// get branches of their own, which predict better.
+    #[inline(always)]
+    fn string(&mut self) -> Result<bool, JsonError> {
+        self.at += 1;
+        let mut escaped = false;
+        loop {
+            self.at = self.find_string_special(self.at);
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                Some(_) => return Err(self.error("control character in string")),
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+    }
+
+    /// One escape, from its backslash.
+    #[cold]
+    fn escape(&mut self) -> Result<(), JsonError> {
+        let bytes = self.bytes;
+        let at = self.at;
+        self.at += match bytes.get(at + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
+            Some(b'u') => match hex4(bytes, at + 2) {
+                None => return Err(self.error("invalid \\u escape")),
+                Some(0xD800..=0xDBFF) => {
+                    let low = (bytes.get(at + 6..at + 8) == Some(b"\\u"))
+                        .then(|| hex4(bytes, at + 8))
+                        .flatten();
+                    if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                        return Err(self.error("lone leading surrogate in \\u escape"));
+                    }
+                    12
+                }
+                Some(0xDC00..=0xDFFF) => {
+                    return Err(self.error("lone trailing surrogate in \\u escape"));
+                }
+                Some(_) => 6,
+            },
+            _ => return Err(self.error("invalid escape")),
+        };
+        Ok(())
+    }
+
+    /// One value inside the line's object, from its first byte to just past
+    /// its end. Nested containers are walked with a bit stack (1 = object)
+    /// rather than recursion.
+    fn value(&mut self) -> Result<(), JsonError> {
+        let mut depth = 0u32;
+        let mut objects = 0u128;
+        'value: loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.string()?;
+                }
+                Some(open @ (b'{' | b'[')) => {
+                    // The line's own object is the first level.
+                    if depth + 1 == MAX_DEPTH {
+                        return Err(self.error("nested too deeply"));
+                    }
+                    self.at += 1;
+                    let object = open == b'{';
+                    let close = if object { b'}' } else { b']' };
+                    if self.next_token() == Some(close) {
+                        self.at += 1;
+                    } else {
+                        depth += 1;
+                        objects = (objects << 1) | u128::from(object);
+                        if object {
+                            self.key()?;
+                        }
+                        self.skip_space();
+                        continue 'value;
+                    }
+                }
+                Some(_) => {
+                    self.at = scalar_end(self.bytes, self.at)?;
+                    if !self.peek().is_none_or(is_delimiter) {
+                        return Err(self.error("invalid character after a value"));
+                    }
+                }
+                None => return Err(self.error("unexpected end of input")),
+            }
+            // After a value: close containers until one continues.
+            loop {
+                if depth == 0 {
+                    return Ok(());
+                }
+                let in_object = objects & 1 == 1;
+                match self.next_token() {
+                    Some(b',') => {
+                        self.at += 1;
+                        if in_object {
+                            self.key()?;
+                        }
+                        self.skip_space();
+                        continue 'value;
+                    }
+                    Some(b'}') if in_object => {}
+                    Some(b']') if !in_object => {}
+                    Some(_) if in_object => return Err(self.error("expected `,` or `}`")),
+                    Some(_) => return Err(self.error("expected `,` or `]`")),
+                    None => return Err(self.error("unexpected end of input")),
+                }
+                self.at += 1;
+                depth -= 1;
+                objects >>= 1;
+            }
+        }
+    }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn classify(block: &[u8; 64]) -> Block {
-    classify_bytewise(block)
+/// Marks the quotes, backslashes and control characters of 64 bytes (bit
+/// `i` for `window[i]`), and the bytes over 0x7f. Computing this once per 64 bytes and reading the
+/// ends of several strings from it costs less than a vector search per
+/// string: audit events have a string every 20 bytes or so.
+fn string_specials(window: &[u8; 64]) -> (u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
+            _mm_or_si128, _mm_set1_epi8,
+        };
+        let (mut specials, mut high) = (0, 0);
+        for (lane, chunk) in window.chunks_exact(16).enumerate() {
+            // SAFETY: SSE2 is part of the x86_64 baseline, so these
+            // intrinsics are always available; the unaligned load reads the
+            // 16 bytes of `chunk`.
+            let (bits, high_bits) = unsafe {
+                let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+                let special = _mm_or_si128(_mm_or_si128(quote, backslash), control);
+                (_mm_movemask_epi8(special), _mm_movemask_epi8(v))
+            };
+            specials |= u64::from(bits as u16) << (lane * 16);
+            high |= u64::from(high_bits as u16) << (lane * 16);
+        }
+        (specials, high)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        string_specials_bytewise(window)
+    }
 }
 
-/// The portable classifier: other targets use it, and tests check the vector
+/// The portable version: other targets use it, and tests check the vector
 /// one against it.
 #[cfg(any(test, not(target_arch = "x86_64")))]
-fn classify_bytewise(block: &[u8; 64]) -> Block {
-    let mut out = Block {
-        quote: 0,
-        backslash: 0,
-        control: 0,
-        space: 0,
-        operator: 0,
+fn string_specials_bytewise(window: &[u8; 64]) -> (u64, u64) {
+    let mask = |pick: fn(u8) -> bool| {
+        (window.iter().enumerate())
+            .filter(|&(_, &b)| pick(b))
+            .fold(0, |mask, (i, _)| mask | 1 << i)
     };
-    for (i, &b) in block.iter().enumerate() {
-        let bit = 1u64 << i;
-        match b {
-            b'"' => out.quote |= bit,
-            b'\\' => out.backslash |= bit,
-            b'{' | b'}' | b'[' | b']' | b':' | b',' => out.operator |= bit,
-            b' ' => out.space |= bit,
-            _ => {}
-        }
-        if b < 0x20 {
-            out.control |= bit;
-            if matches!(b, b'\t' | b'\n' | b'\r') {
-                out.space |= bit;
-            }
-        }
-    }
-    out
-}
-
-/// What the first pass learns from one block.
-struct Structure {
-    /// Positions the state machine must visit: operators outside strings,
-    /// opening quotes, and the first byte of each number or literal.
-    structurals: u64,
-    /// The first byte this pass rejects (a control character or a bad
-    /// escape inside a string), with the reason.
-    error_bit: Option<u32>,
-    error: Option<JsonError>,
-}
-
-/// The first pass's state from one block to the next.
-#[derive(Default)]
-struct Carry {
-    /// All ones when the previous block ended inside a string.
-    in_string: u64,
-    /// The previous block's last byte is a backslash that escapes this
-    /// block's first byte.
-    escaped: bool,
-    /// The previous block's last byte belongs to a number or literal.
-    in_scalar: bool,
-    /// A low-surrogate escape already checked with its high surrogate.
-    checked_escape_at: Option<usize>,
-}
-
-impl Carry {
-    /// The first pass over up to [`SEGMENT_BLOCKS`] blocks from `base`:
-    /// writes their structural positions to `positions` up to the first
-    /// problem (a control character or a bad escape inside a string).
-    /// Returns how many it wrote, where it stopped, and the problem.
-    fn segment(
-        &mut self,
-        bytes: &[u8],
-        mut base: usize,
-        positions: &mut [u32],
-    ) -> (usize, usize, Result<(), JsonError>) {
-        let end = bytes.len().min(base + SEGMENT_BLOCKS * 64);
-        let mut found = 0;
-        while base < end {
-            let block = match bytes.get(base..base + 64) {
-                Some(full) => classify(full.try_into().expect("64 bytes")),
-                None => {
-                    // Pad the last block with spaces, which change nothing.
-                    let mut padded = [b' '; 64];
-                    padded[..bytes.len() - base].copy_from_slice(&bytes[base..]);
-                    classify(&padded)
-                }
-            };
-            let structure = self.structure(&block, bytes, base);
-            let mut structurals = structure.structurals;
-            if let Some(bit) = structure.error_bit {
-                structurals &= (1u64 << bit) - 1;
-            }
-            // Write eight at a time without a branch per position; the
-            // extra writes land past `found` and are overwritten or unused.
-            let count = structurals.count_ones() as usize;
-            let mut at = found;
-            while at < found + count {
-                for slot in &mut positions[at..at + 8] {
-                    *slot = base as u32 + structurals.trailing_zeros();
-                    structurals &= structurals.wrapping_sub(1);
-                }
-                at += 8;
-            }
-            found += count;
-            if let Some(error) = structure.error {
-                return (found, base, Err(error));
-            }
-            base += 64;
-        }
-        (found, end, Ok(()))
-    }
-
-    fn structure(&mut self, block: &Block, bytes: &[u8], base: usize) -> Structure {
-        let (escaped, escapers) = self.escapes(block.backslash);
-        let quote = block.quote & !escaped;
-        let in_string = prefix_xor(quote) ^ self.in_string;
-        self.in_string = ((in_string as i64) >> 63) as u64;
-
-        let scalar = !(block.operator | block.space | quote) & !in_string;
-        let scalar_start = scalar & !((scalar << 1) | u64::from(self.in_scalar));
-        self.in_scalar = scalar >> 63 == 1;
-        let structurals = (block.operator & !in_string) | (quote & in_string) | scalar_start;
-
-        let mut error_bit = None;
-        let mut error = None;
-        let control = block.control & in_string;
-        if control != 0 {
-            let bit = control.trailing_zeros();
-            error_bit = Some(bit);
-            error = Some(JsonError::at(base + bit as usize, "control character in string"));
-        }
-        let mut escapers = escapers & in_string;
-        if let Some(bit) = error_bit {
-            escapers &= (1u64 << bit) - 1;
-        }
-        while escapers != 0 {
-            let bit = escapers.trailing_zeros();
-            escapers &= escapers - 1;
-            let at = base + bit as usize;
-            if self.checked_escape_at == Some(at) {
-                continue;
-            }
-            if let Err(problem) = self.check_escape(bytes, at) {
-                error_bit = Some(bit);
-                error = Some(JsonError::at(at, problem));
-                break;
-            }
-        }
-        Structure {
-            structurals,
-            error_bit,
-            error,
-        }
-    }
-
-    /// The bytes escaped by a backslash, and the backslashes doing it. A
-    /// backslash escapes the next byte unless it is itself escaped; runs of
-    /// backslashes are rare, so they are walked one by one.
-    fn escapes(&mut self, backslash: u64) -> (u64, u64) {
-        let mut escaped = u64::from(self.escaped);
-        self.escaped = false;
-        let mut escapers = 0;
-        let mut rest = backslash;
-        while rest != 0 {
-            let bit = rest.trailing_zeros();
-            rest &= rest - 1;
-            if escaped & (1 << bit) != 0 {
-                continue;
-            }
-            escapers |= 1 << bit;
-            if bit == 63 {
-                self.escaped = true;
-            } else {
-                escaped |= 1 << (bit + 1);
-            }
-        }
-        (escaped, escapers)
-    }
-
-    /// Checks the escape whose backslash is at `at`.
-    fn check_escape(&mut self, bytes: &[u8], at: usize) -> Result<(), &'static str> {
-        match bytes.get(at + 1) {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(()),
-            Some(b'u') => {
-                let unit = hex4(bytes, at + 2).ok_or("invalid \\u escape")?;
-                match unit {
-                    0xD800..=0xDBFF => {
-                        let low = (bytes.get(at + 6..at + 8) == Some(b"\\u"))
-                            .then(|| hex4(bytes, at + 8))
-                            .flatten();
-                        match low {
-                            Some(0xDC00..=0xDFFF) => {
-                                self.checked_escape_at = Some(at + 6);
-                                Ok(())
-                            }
-                            _ => Err("lone leading surrogate in \\u escape"),
-                        }
-                    }
-                    0xDC00..=0xDFFF => Err("lone trailing surrogate in \\u escape"),
-                    _ => Ok(()),
-                }
-            }
-            _ => Err("invalid escape"),
-        }
-    }
+    (
+        mask(|b| b == b'"' || b == b'\\' || b < 0x20),
+        mask(|b| b > 0x7f),
+    )
 }
 
 /// The four hex digits at `at`, as a number.
@@ -363,223 +384,6 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
     digits.iter().try_fold(0, |value, &d| {
         Some(value * 16 + char::from(d).to_digit(16)?)
     })
-}
-
-/// Bit `i` of the result is the XOR of bits `0..=i`: set from an opening
-/// quote up to (not including) its closing quote.
-fn prefix_xor(mut x: u64) -> u64 {
-    x ^= x << 1;
-    x ^= x << 2;
-    x ^= x << 4;
-    x ^= x << 8;
-    x ^= x << 16;
-    x ^= x << 32;
-    x
-}
-
-/// serde_json refuses the 128th level of nesting; so do we.
-const MAX_DEPTH: u32 = 127;
-
-/// What the grammar allows at the next structural position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    Value,
-    /// Right after `{`.
-    KeyOrEnd,
-    /// Right after `[`.
-    ValueOrEnd,
-    /// After a `,` in an object.
-    Key,
-    Colon,
-    /// After a value.
-    CommaOrEnd,
-}
-
-/// The second pass: a state machine over the structural positions, with the
-/// open containers kept as a bit stack (1 = object).
-struct Walker {
-    expect: Expect,
-    depth: u32,
-    objects: u128,
-    /// Top-level members so far, and the one being read.
-    members: Vec<KeyEntry>,
-    key: (u32, u32),
-    value_start: u32,
-    /// Whether every top-level key can be compared as written.
-    usable: bool,
-}
-
-impl Default for Walker {
-    fn default() -> Self {
-        Self {
-            expect: Expect::Value,
-            depth: 0,
-            objects: 0,
-            members: Vec::with_capacity(24),
-            key: (0, 0),
-            value_start: 0,
-            usable: true,
-        }
-    }
-}
-
-impl Walker {
-    /// Visits one segment's positions. The state is copied into locals for
-    /// the loop so it stays in registers.
-    fn walk(&mut self, bytes: &[u8], positions: &[u32]) -> Result<(), JsonError> {
-        let Self {
-            mut expect,
-            mut depth,
-            mut objects,
-            mut key,
-            mut value_start,
-            mut usable,
-            ..
-        } = *self;
-        let members = &mut self.members;
-        for &at in positions {
-            let byte = bytes[at as usize];
-            if depth == 0 {
-                // Before the line's object (which must come first) or after it.
-                if expect == Expect::Value && byte == b'{' {
-                    depth = 1;
-                    objects = 1;
-                    expect = Expect::KeyOrEnd;
-                    continue;
-                }
-                let problem = if expect == Expect::Value {
-                    "expected a JSON object"
-                } else {
-                    "trailing characters"
-                };
-                return Err(JsonError::at(at as usize, problem));
-            }
-            let top = depth == 1;
-            expect = match byte {
-                b'"' => match expect {
-                    Expect::Value | Expect::ValueOrEnd => {
-                        // The first pass checked the string's contents and end.
-                        if top {
-                            value_start = at;
-                        }
-                        Expect::CommaOrEnd
-                    }
-                    Expect::KeyOrEnd | Expect::Key => {
-                        if top {
-                            key.0 = at + 1;
-                        }
-                        Expect::Colon
-                    }
-                    _ => return Err(unexpected(expect, objects, at)),
-                },
-                b':' if expect == Expect::Colon => {
-                    if top {
-                        key.1 = trim_end(bytes, at) - 1;
-                        let text = &bytes[key.0 as usize..key.1 as usize];
-                        usable &= !text.contains(&b'\\');
-                    }
-                    Expect::Value
-                }
-                b',' if expect == Expect::CommaOrEnd => {
-                    if top {
-                        members.push(KeyEntry {
-                            key,
-                            value: (value_start, trim_end(bytes, at)),
-                        });
-                    }
-                    if objects & 1 == 1 {
-                        Expect::Key
-                    } else {
-                        Expect::Value
-                    }
-                }
-                b'{' | b'[' if matches!(expect, Expect::Value | Expect::ValueOrEnd) => {
-                    if depth == MAX_DEPTH {
-                        return Err(JsonError::at(at as usize, "nested too deeply"));
-                    }
-                    if top {
-                        value_start = at;
-                    }
-                    depth += 1;
-                    let object = byte == b'{';
-                    objects = (objects << 1) | u128::from(object);
-                    if object {
-                        Expect::KeyOrEnd
-                    } else {
-                        Expect::ValueOrEnd
-                    }
-                }
-                b'}' | b']' => {
-                    let object = byte == b'}';
-                    let closes = match expect {
-                        Expect::CommaOrEnd => (objects & 1 == 1) == object,
-                        Expect::KeyOrEnd => object,
-                        Expect::ValueOrEnd => !object,
-                        _ => false,
-                    };
-                    if !closes {
-                        return Err(unexpected(expect, objects, at));
-                    }
-                    if top && expect == Expect::CommaOrEnd {
-                        members.push(KeyEntry {
-                            key,
-                            value: (value_start, trim_end(bytes, at)),
-                        });
-                    }
-                    depth -= 1;
-                    objects >>= 1;
-                    Expect::CommaOrEnd
-                }
-                _ if matches!(expect, Expect::Value | Expect::ValueOrEnd) => {
-                    if top {
-                        value_start = at;
-                    }
-                    let end = scalar_end(bytes, at as usize)?;
-                    if !bytes.get(end).is_none_or(|&b| is_delimiter(b)) {
-                        return Err(JsonError::at(end, "invalid character after a value"));
-                    }
-                    Expect::CommaOrEnd
-                }
-                _ => return Err(unexpected(expect, objects, at)),
-            };
-        }
-        self.expect = expect;
-        self.depth = depth;
-        self.objects = objects;
-        self.key = key;
-        self.value_start = value_start;
-        self.usable = usable;
-        Ok(())
-    }
-
-    fn finish(self, len: usize) -> Result<Option<Box<[KeyEntry]>>, JsonError> {
-        match (self.expect, self.depth) {
-            (Expect::CommaOrEnd, 0) => Ok(self.usable.then(|| self.members.into_boxed_slice())),
-            (Expect::Value, 0) => Err(JsonError::at(len, "expected a JSON object")),
-            _ => Err(JsonError::at(len, "unexpected end of input")),
-        }
-    }
-}
-
-/// The error for a structural byte the grammar does not allow here.
-#[cold]
-fn unexpected(expect: Expect, objects: u128, at: u32) -> JsonError {
-    let problem = match expect {
-        Expect::Value | Expect::ValueOrEnd => "expected a value",
-        Expect::KeyOrEnd | Expect::Key => "expected a string key",
-        Expect::Colon => "expected `:`",
-        Expect::CommaOrEnd if objects & 1 == 1 => "expected `,` or `}`",
-        Expect::CommaOrEnd => "expected `,` or `]`",
-    };
-    JsonError::at(at as usize, problem)
-}
-
-/// The end of the text before `at`, without trailing whitespace.
-fn trim_end(bytes: &[u8], mut at: u32) -> u32 {
-    while matches!(bytes[at as usize - 1], b' ' | b'\t' | b'\n' | b'\r') {
-        at -= 1;
-    }
-    at
 }
 
 /// Bytes that may follow a number or literal.

@@ -5,11 +5,19 @@
 use std::fmt;
 
 use proptest::prelude::*;
-use serde::de::{self, Deserializer as _, MapAccess, Visitor};
+use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::*;
+
+/// The scanner's index of `text`.
+fn index(text: &str) -> Result<Option<Box<[KeyEntry]>>, JsonError> {
+    index_object(text.as_bytes()).map(|scanned| {
+        assert_eq!(scanned.ascii, text.is_ascii(), "{text:?}");
+        scanned.index
+    })
+}
 
 /// The members serde_json sees, in order, with each value's exact text.
 fn serde_members(text: &str) -> Vec<(String, String)> {
@@ -36,7 +44,7 @@ fn serde_members(text: &str) -> Vec<(String, String)> {
 /// Asserts the scanner and serde_json agree on `text`.
 fn agrees(text: &str) -> Result<(), TestCaseError> {
     let serde_ok = serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object());
-    let scanned = index_object(text);
+    let scanned = index(text);
     prop_assert_eq!(
         scanned.is_ok(),
         serde_ok,
@@ -62,10 +70,10 @@ fn assert_agrees(text: &str) {
 }
 
 #[test]
-fn the_vector_classifier_matches_the_bytewise_one_on_every_byte() {
+fn the_vector_search_matches_the_bytewise_one_on_every_byte() {
     for first in (0..=255u8).step_by(64) {
-        let block: [u8; 64] = std::array::from_fn(|i| first.wrapping_add(i as u8));
-        assert_eq!(classify(&block), classify_bytewise(&block));
+        let window: [u8; 64] = std::array::from_fn(|i| first.wrapping_add(i as u8));
+        assert_eq!(string_specials(&window), string_specials_bytewise(&window));
     }
 }
 
@@ -75,7 +83,7 @@ fn real_audit_events_are_accepted_and_indexed_like_serde_json() {
     let mut lines = 0;
     for line in sample.lines() {
         assert_agrees(line);
-        assert!(index_object(line).unwrap().is_some(), "{line}");
+        assert!(index(line).unwrap().is_some(), "{line}");
         lines += 1;
     }
     assert_eq!(lines, 200);
@@ -145,9 +153,9 @@ fn documents_that_are_not_one_object_are_refused() {
         "", " ", "[]", "1", r#""s""#, "{", "}", "{}}", "{} {}", r#"{"a":1}x"#, "{]",
     ] {
         assert_agrees(text);
-        assert!(index_object(text).is_err(), "{text:?}");
+        assert!(index(text).is_err(), "{text:?}");
     }
-    assert_eq!(index_object(" {} \n").unwrap().unwrap().len(), 0);
+    assert_eq!(index(" {} \n").unwrap().unwrap().len(), 0);
 }
 
 #[test]
@@ -158,8 +166,8 @@ fn nesting_is_limited_where_serde_json_limits_it() {
     }
     let nested = |depth: usize| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
     assert_agrees(&nested(127));
-    assert!(index_object(&nested(127)).is_ok());
-    let err = index_object(&nested(128));
+    assert!(index(&nested(127)).is_ok());
+    let err = index(&nested(128));
     assert_eq!(err.unwrap_err().to_string(), "nested too deeply at column 636");
 }
 
@@ -183,14 +191,14 @@ fn errors_say_what_was_expected_and_where() {
         (r#"{1:1}"#, "expected a string key at column 2"),
     ];
     for (text, message) in cases {
-        assert_eq!(index_object(text).unwrap_err().to_string(), message, "{text}");
+        assert_eq!(index(text).unwrap_err().to_string(), message, "{text}");
     }
 }
 
 #[test]
 fn keys_with_escapes_leave_the_line_unindexed() {
-    assert_eq!(index_object(r#"{"k\u0065y":1}"#).unwrap(), None);
-    let index = index_object(r#"{"a":1,"a":[2]}"#).unwrap().unwrap();
+    assert_eq!(index(r#"{"k\u0065y":1}"#).unwrap(), None);
+    let index = index(r#"{"a":1,"a":[2]}"#).unwrap().unwrap();
     assert_eq!(index.len(), 2, "duplicates are kept; readers take the last");
 }
 
@@ -266,6 +274,6 @@ proptest! {
 
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
-        let _ = index_object(&text);
+        let _ = index(&text);
     }
 }

@@ -12,7 +12,7 @@ mod tag;
 pub use ack::{Ack, AckWaiter, BatchStatus};
 pub use json_scan::JsonError;
 pub use path::{FieldPath, PathError, PathSegment};
-pub use record::Record;
+pub use record::{LineError, Record};
 pub use tag::Tag;
 
 use chrono::{DateTime, Utc};

@@ -19,7 +19,7 @@ use super::audit_input::AuditInput;
 use super::bad_line::{BadLine, BadLineKind};
 use crate::audit::CompiledPolicy;
 use crate::config::{Diagnostic, Duration, load_policy_key};
-use crate::event::{Ack, FieldPath, Record};
+use crate::event::{Ack, FieldPath, LineError, Record};
 use crate::metrics::ComponentMetrics;
 
 /// How a source reads its lines.
@@ -60,6 +60,13 @@ pub struct TimeSpec {
     pub key: FieldPath,
     /// strftime format; RFC 3339 (or Unix seconds as a number) when absent.
     pub format: Option<String>,
+}
+
+impl TimeSpec {
+    /// The record's time, if it has a readable one.
+    pub fn read(&self, record: &Record) -> Option<DateTime<Utc>> {
+        parse_time(&*record.get(&self.key)?, self.format.as_deref())
+    }
 }
 
 /// How long a legacy request line waits for its response line by default.
@@ -285,28 +292,28 @@ impl Decoder {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        let text = ByteString::try_from(line)
-            .map_err(|e| BadLine::new(BadLineKind::NotUtf8, format!("invalid UTF-8: {e}")))?;
         match self.format {
             InputFormat::Json => {
-                let (record, time) = match &self.time {
-                    Some(spec) => {
-                        let (record, value) =
-                            Record::from_json_reading(text, &spec.key).map_err(not_json)?;
-                        let time = value.and_then(|v| parse_time(&v, spec.format.as_deref()));
-                        (record, time.unwrap_or(now))
-                    }
-                    None => (Record::from_json(text).map_err(not_json)?, now),
-                };
-                out.push(Decoded::new(record, time));
+                let record = Record::from_json_line(line).map_err(|e| match e {
+                    LineError::NotUtf8(_) => BadLine::new(BadLineKind::NotUtf8, e.to_string()),
+                    LineError::NotJson(_) => BadLine::new(BadLineKind::NotJson, e.to_string()),
+                })?;
+                let time = self.time.as_ref().and_then(|spec| spec.read(&record));
+                out.push(Decoded::new(record, time.unwrap_or(now)));
             }
             InputFormat::Text => {
                 let mut fields = serde_json::Map::new();
-                fields.insert("message".into(), Value::String(text.to_string()));
+                fields.insert("message".into(), Value::String(utf8(line)?.to_string()));
                 out.push(Decoded::new(Record::from_fields(fields), now));
             }
-            InputFormat::Legacy => self.audit_input()?.decode_legacy(&text, now, batch, out)?,
-            InputFormat::AccessJson => self.audit_input()?.decode_access(&text, now, out)?,
+            InputFormat::Legacy => {
+                let text = utf8(line)?;
+                self.audit_input()?.decode_legacy(&text, now, batch, out)?;
+            }
+            InputFormat::AccessJson => {
+                let text = utf8(line)?;
+                self.audit_input()?.decode_access(&text, now, out)?;
+            }
         }
         Ok(())
     }
@@ -336,8 +343,9 @@ impl Decoder {
     }
 }
 
-fn not_json(e: serde_json::Error) -> BadLine {
-    BadLine::new(BadLineKind::NotJson, format!("not a JSON object: {e}"))
+fn utf8(line: Bytes) -> Result<ByteString, BadLine> {
+    ByteString::try_from(line)
+        .map_err(|e| BadLine::new(BadLineKind::NotUtf8, format!("invalid UTF-8: {e}")))
 }
 
 /// Reads an event time from a field value: RFC 3339 or the given strftime

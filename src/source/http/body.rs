@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 
 use super::IngestError;
 use crate::event::Record;
-use crate::source::{Decoded, TimeSpec, parse_time};
+use crate::source::{Decoded, TimeSpec};
 
 /// How the body lists its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,16 +166,9 @@ pub(super) fn decode(
                 .map_err(|e| not_object(&e))?,
             Cow::Owned(text) => ByteString::from(text),
         };
-        let (record, time) = match time {
-            Some(spec) => {
-                let (record, value) =
-                    Record::from_json_reading(raw, &spec.key).map_err(|e| not_object(&e))?;
-                let time = value.and_then(|v| parse_time(&v, spec.format.as_deref()));
-                (record, time.unwrap_or(now))
-            }
-            None => (Record::from_json(raw).map_err(|e| not_object(&e))?, now),
-        };
-        out.push(Decoded::new(record, time));
+        let record = Record::from_json(raw).map_err(|e| not_object(&e))?;
+        let time = time.and_then(|spec| spec.read(&record));
+        out.push(Decoded::new(record, time.unwrap_or(now)));
     }
     Ok(out)
 }
