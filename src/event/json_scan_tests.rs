@@ -150,7 +150,17 @@ fn edge_cases_agree_with_serde_json_at_every_block_offset() {
 #[test]
 fn documents_that_are_not_one_object_are_refused() {
     for text in [
-        "", " ", "[]", "1", r#""s""#, "{", "}", "{}}", "{} {}", r#"{"a":1}x"#, "{]",
+        "",
+        " ",
+        "[]",
+        "1",
+        r#""s""#,
+        "{",
+        "}",
+        "{}}",
+        "{} {}",
+        r#"{"a":1}x"#,
+        "{]",
     ] {
         assert_agrees(text);
         assert!(index(text).is_err(), "{text:?}");
@@ -161,14 +171,21 @@ fn documents_that_are_not_one_object_are_refused() {
 #[test]
 fn nesting_is_limited_where_serde_json_limits_it() {
     for depth in [126, 127, 128, 200] {
-        let text = format!(r#"{{"a":{}1{}}}"#, "[".repeat(depth - 1), "]".repeat(depth - 1));
+        let text = format!(
+            r#"{{"a":{}1{}}}"#,
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        );
         assert_agrees(&text);
     }
     let nested = |depth: usize| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
     assert_agrees(&nested(127));
     assert!(index(&nested(127)).is_ok());
     let err = index(&nested(128));
-    assert_eq!(err.unwrap_err().to_string(), "nested too deeply at column 636");
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "nested too deeply at column 636"
+    );
 }
 
 #[test]
@@ -178,10 +195,19 @@ fn errors_say_what_was_expected_and_where() {
         (r#"{"a":1 "b":2}"#, "expected `,` or `}` at column 8"),
         (r#"{"a":[1 2]}"#, "expected `,` or `]` at column 9"),
         (r#"{"a":tru}"#, "expected a value at column 6"),
-        (r#"{"a":12x}"#, "invalid character after a value at column 8"),
-        ("{\"a\":\"x\ny\"}", "control character in string at column 8"),
+        (
+            r#"{"a":12x}"#,
+            "invalid character after a value at column 8",
+        ),
+        (
+            "{\"a\":\"x\ny\"}",
+            "control character in string at column 8",
+        ),
         (r#"{"a":"\q"}"#, "invalid escape at column 7"),
-        (r#"{"a":"\ud800"}"#, "lone leading surrogate in \\u escape at column 7"),
+        (
+            r#"{"a":"\ud800"}"#,
+            "lone leading surrogate in \\u escape at column 7",
+        ),
         (r#"{"a":"x"#, "unterminated string at column 8"),
         (r#"{"a":1"#, "unexpected end of input at column 7"),
         (r#"{"a":1e999}"#, "number out of range at column 6"),
@@ -205,12 +231,37 @@ fn keys_with_escapes_leave_the_line_unindexed() {
 /// Text made of the pieces JSON's edge cases are made of.
 fn json_like() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
-        Just("{"), Just("}"), Just("["), Just("]"), Just(":"), Just(","),
-        Just("\""), Just("\\"), Just("\\\""), Just("\\\\"), Just("\\u"),
-        Just("d83d"), Just("\\ude00"), Just("00e9"), Just(" "), Just("\t"),
-        Just("\n"), Just("\u{1}"), Just("0"), Just("12"), Just("-"), Just("."),
-        Just("e"), Just("+"), Just("true"), Just("false"), Just("null"),
-        Just("a"), Just("é"), Just(r#""key":"#), Just(r#""v""#),
+        Just("{"),
+        Just("}"),
+        Just("["),
+        Just("]"),
+        Just(":"),
+        Just(","),
+        Just("\""),
+        Just("\\"),
+        Just("\\\""),
+        Just("\\\\"),
+        Just("\\u"),
+        Just("d83d"),
+        Just("\\ude00"),
+        Just("00e9"),
+        Just(" "),
+        Just("\t"),
+        Just("\n"),
+        Just("\u{1}"),
+        Just("0"),
+        Just("12"),
+        Just("-"),
+        Just("."),
+        Just("e"),
+        Just("+"),
+        Just("true"),
+        Just("false"),
+        Just("null"),
+        Just("a"),
+        Just("é"),
+        Just(r#""key":"#),
+        Just(r#""v""#),
         Just("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
     ];
     prop::collection::vec(piece, 0..40).prop_map(|p| format!("{{{}", p.concat()))
@@ -232,16 +283,18 @@ fn valid_object() -> impl Strategy<Value = String> {
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     });
-    (prop::collection::btree_map("\\PC{0,12}", value, 0..8), any::<bool>()).prop_map(
-        |(members, pretty)| {
+    (
+        prop::collection::btree_map("\\PC{0,12}", value, 0..8),
+        any::<bool>(),
+    )
+        .prop_map(|(members, pretty)| {
             let object = Value::Object(members.into_iter().collect());
             if pretty {
                 serde_json::to_string_pretty(&object).unwrap()
             } else {
                 object.to_string()
             }
-        },
-    )
+        })
 }
 
 proptest! {

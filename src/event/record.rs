@@ -9,8 +9,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde_json::{Map, Value};
 
-use super::path::{FieldPath, PathSegment};
 use super::json_scan::{self, JsonError, KeyEntry};
+use super::path::{FieldPath, PathSegment};
 use super::raw_lookup;
 
 /// Why a line read by a source is not a record.
@@ -321,8 +321,14 @@ mod tests {
     fn lines_are_checked_for_utf8_only_where_it_matters() {
         let line = |b: &[u8]| Record::from_json_line(Bytes::copy_from_slice(b));
         assert!(line(br#"{"a":"caf\u00e9"}"#).is_ok());
-        assert_eq!(line("{\"a\":\"café\"}".as_bytes()).unwrap().raw(), Some(r#"{"a":"café"}"#));
-        assert!(matches!(line(b"{\"a\":\"caf\xe9\"}"), Err(LineError::NotUtf8(_))));
+        assert_eq!(
+            line("{\"a\":\"café\"}".as_bytes()).unwrap().raw(),
+            Some(r#"{"a":"café"}"#)
+        );
+        assert!(matches!(
+            line(b"{\"a\":\"caf\xe9\"}"),
+            Err(LineError::NotUtf8(_))
+        ));
         assert!(matches!(line(b"\xff\xfe{}"), Err(LineError::NotUtf8(_))));
         assert!(matches!(line(b"{\"a\":}"), Err(LineError::NotJson(_))));
         assert_eq!(
