@@ -82,42 +82,19 @@ pub(super) fn index_object(bytes: &[u8]) -> Result<Scanned, JsonError> {
         non_ascii: false,
     };
     scan.load_window(0);
-    if scan.next_token() != Some(b'{') {
-        return Err(scan.error("expected a JSON object"));
+    thread_local! {
+        /// Members are gathered here and copied out at their exact count:
+        /// one allocation per line instead of a growing Vec's two.
+        static MEMBERS: std::cell::RefCell<Vec<KeyEntry>> =
+            const { std::cell::RefCell::new(Vec::new()) };
     }
-    scan.at += 1;
-    let mut members = Vec::with_capacity(24);
-    let mut usable = true;
-    if scan.next_token() == Some(b'}') {
-        scan.at += 1;
-    } else {
-        loop {
-            let (key, escaped) = scan.key()?;
-            usable &= !escaped;
-            scan.skip_space();
-            let start = scan.at;
-            scan.value()?;
-            members.push(KeyEntry {
-                key,
-                value: (start as u32, scan.at as u32),
-            });
-            match scan.next_token() {
-                Some(b',') => scan.at += 1,
-                Some(b'}') => {
-                    scan.at += 1;
-                    break;
-                }
-                Some(_) => return Err(scan.error("expected `,` or `}`")),
-                None => return Err(scan.error("unexpected end of input")),
-            }
-        }
-    }
-    if scan.next_token().is_some() {
-        return Err(scan.error("trailing characters"));
-    }
-    Ok(Scanned {
-        index: usable.then(|| members.into_boxed_slice()),
-        ascii: !scan.non_ascii,
+    MEMBERS.with_borrow_mut(|members| {
+        members.clear();
+        let usable = scan.object(members)?;
+        Ok(Scanned {
+            index: usable.then(|| Box::from(&members[..])),
+            ascii: !scan.non_ascii,
+        })
     })
 }
 
@@ -168,6 +145,44 @@ impl Scanner<'_> {
             }
             at = self.window_start + 64;
         }
+    }
+
+    /// The line's object and the end of the line, noting each member;
+    /// returns whether every key can be compared as written.
+    fn object(&mut self, members: &mut Vec<KeyEntry>) -> Result<bool, JsonError> {
+        if self.next_token() != Some(b'{') {
+            return Err(self.error("expected a JSON object"));
+        }
+        self.at += 1;
+        let mut usable = true;
+        if self.next_token() == Some(b'}') {
+            self.at += 1;
+        } else {
+            loop {
+                let (key, escaped) = self.key()?;
+                usable &= !escaped;
+                self.skip_space();
+                let start = self.at;
+                self.value()?;
+                members.push(KeyEntry {
+                    key,
+                    value: (start as u32, self.at as u32),
+                });
+                match self.next_token() {
+                    Some(b',') => self.at += 1,
+                    Some(b'}') => {
+                        self.at += 1;
+                        break;
+                    }
+                    Some(_) => return Err(self.error("expected `,` or `}`")),
+                    None => return Err(self.error("unexpected end of input")),
+                }
+            }
+        }
+        if self.next_token().is_some() {
+            return Err(self.error("trailing characters"));
+        }
+        Ok(usable)
     }
 
     fn peek(&self) -> Option<u8> {
