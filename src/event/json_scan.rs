@@ -208,6 +208,7 @@ impl Scanner<'_> {
 
     /// An object key and its `:`, from the next token; returns the key's
     /// span (without quotes) and whether it has escapes.
+    #[inline(always)]
     fn key(&mut self) -> Result<((u32, u32), bool), JsonError> {
         if self.next_token() != Some(b'"') {
             return Err(self.error("expected a string key"));
