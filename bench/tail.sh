@@ -63,7 +63,13 @@ TOML
 
 positions=$work/data/tail/bench.positions.json
 done_tail() { (($(bench_tail_offset "$positions") >= bytes)); }
-AUDITRAIL_LOG=warn bench_measure "$work/time.txt" done_tail -- "$BIN" run -c "$work/auditrail.toml" >/dev/null
+if [[ -n $stop_at_eof ]]; then
+    # The agent exits once every event is acknowledged and its position saved.
+    AUDITRAIL_LOG=warn bench_measure_exit "$work/time.txt" -- "$BIN" run -c "$work/auditrail.toml" >/dev/null
+    done_tail || bench_die "the agent exited before acknowledging the whole file"
+else
+    AUDITRAIL_LOG=warn bench_measure "$work/time.txt" done_tail -- "$BIN" run -c "$work/auditrail.toml" >/dev/null
+fi
 ((MEASURE_TIMEOUT == 0)) || bench_die "timed out"
 
 elapsed=$(echo "$MEASURE_DONE - $MEASURE_START" | bc -l)
