@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Benchmark of the tail source alone: reads a generated kube-apiserver audit
-# log (1,000,000 events by default) into a `stdout` output sent to /dev/null,
-# and reports events/s, MB/s, CPU seconds and peak RSS, next to the page-cache
-# read rate of the same file (the target is at least a third of it). The
-# end-to-end workloads (files, Elasticsearch) are in bench/run.
+# log (1,000,000 events by default) into a `null` output (or, with
+# OUTPUT=stdout, a `stdout` output sent to /dev/null), and reports events/s,
+# MB/s, CPU seconds and peak RSS, next to the page-cache read rate of the same
+# file (the target is at least a third of it). The end-to-end workloads
+# (files, Elasticsearch) are in bench/run.
 #
 #   bench/tail.sh                  # 1,000,000 events, seed 42
 #   COUNT=100000 bench/tail.sh     # smaller
 #   INPUT=/path/to/audit.log bench/tail.sh   # any JSON-lines file
+#   OUTPUT=stdout bench/tail.sh    # include writing every event out
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 count=${COUNT:-1000000}
+output=${OUTPUT:-null}
+case $output in
+    null | stdout) ;;
+    *) bench_die "OUTPUT must be null or stdout, not $output" ;;
+esac
 if [[ -n ${INPUT:-} ]]; then
     input=$INPUT
 else
@@ -49,19 +56,26 @@ position_flush_interval = "50ms"
 $stop_at_eof
 
 [[output]]
-name = "devnull"
-type = "stdout"
+name = "out"
+type = "$output"
 match = "**"
 TOML
 
 positions=$work/data/tail/bench.positions.json
 done_tail() { (($(bench_tail_offset "$positions") >= bytes)); }
-AUDITRAIL_LOG=warn bench_measure "$work/time.txt" done_tail -- "$BIN" run -c "$work/auditrail.toml" >/dev/null
+if [[ -n $stop_at_eof ]]; then
+    # The agent exits once every event is acknowledged and its position saved.
+    AUDITRAIL_LOG=warn bench_measure_exit "$work/time.txt" -- "$BIN" run -c "$work/auditrail.toml" >/dev/null
+    done_tail || bench_die "the agent exited before acknowledging the whole file"
+else
+    AUDITRAIL_LOG=warn bench_measure "$work/time.txt" done_tail -- "$BIN" run -c "$work/auditrail.toml" >/dev/null
+fi
 ((MEASURE_TIMEOUT == 0)) || bench_die "timed out"
 
 elapsed=$(echo "$MEASURE_DONE - $MEASURE_START" | bc -l)
 read -r cpu rss < <(bench_parse_time "$work/time.txt")
 printf 'input:        %s (%d events, %.1f MB)\n' "$input" "$events" "$(echo "$bytes / 1000000" | bc -l)"
+printf 'output:       %s\n' "$output"
 printf 'page cache:   %.0f MB/s (cat)\n' "$cache_mbs"
 printf 'elapsed:      %.2f s (all events acknowledged and saved)\n' "$elapsed"
 printf 'throughput:   %.0f events/s, %.0f MB/s (%.2f of the page-cache rate)\n' \

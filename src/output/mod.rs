@@ -5,11 +5,13 @@
 pub mod elasticsearch;
 mod file;
 pub mod http;
+mod null;
 mod stdout;
 
 pub use elasticsearch::ElasticsearchConfig;
 pub use file::FileConfig;
 pub use http::HttpConfig;
+pub use null::NullConfig;
 pub use stdout::StdoutConfig;
 
 use std::future::Future;
@@ -32,9 +34,10 @@ pub enum OutputConfig {
     File(Box<FileConfig>),
     Http(HttpConfig),
     Elasticsearch(ElasticsearchConfig),
+    Null(NullConfig),
 }
 
-const OUTPUT_TYPES: &[&str] = &["stdout", "file", "http", "elasticsearch"];
+const OUTPUT_TYPES: &[&str] = &["stdout", "file", "http", "elasticsearch", "null"];
 
 /// A running output; it ends after its input closes and it has flushed.
 pub type OutputTask = Pin<Box<dyn Future<Output = Result<(), BuildError>> + Send>>;
@@ -71,6 +74,7 @@ impl OutputConfig {
             "elasticsearch" => Ok(Self::Elasticsearch(ElasticsearchConfig::from_component(
                 table, file, &shared,
             )?)),
+            "null" => Ok(Self::Null(table.deserialize("a `null` output", &shared)?)),
             _ => Err(unknown_type(Section::Output, kind, OUTPUT_TYPES)),
         }
     }
@@ -81,6 +85,7 @@ impl OutputConfig {
             Self::File(_) => "file",
             Self::Http(_) => "http",
             Self::Elasticsearch(_) => "elasticsearch",
+            Self::Null(_) => "null",
         }
     }
 
@@ -90,6 +95,7 @@ impl OutputConfig {
             Self::File(c) => c.build(cx),
             Self::Http(c) => c.build(cx),
             Self::Elasticsearch(c) => c.build(cx),
+            Self::Null(c) => Ok(c.build(cx)),
         }
     }
 }

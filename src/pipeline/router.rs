@@ -95,6 +95,10 @@ impl Router {
     }
 
     fn route_batch(&mut self, batch: EventBatch, per_output: &mut [EventBatch]) {
+        if let Some(decision) = self.unfiltered_decision(&batch) {
+            self.fan_out_batch(batch, &decision, per_output);
+            return;
+        }
         let mut work: VecDeque<(Event, usize, u8)> = VecDeque::new();
         let mut out = FilterOutput::default();
         for event in batch {
@@ -147,6 +151,42 @@ impl Router {
                     return;
                 }
             }
+        }
+    }
+
+    /// The decision for a batch whose events share one tag that no filter
+    /// takes (a tail or webhook batch, usually), which can then be handed
+    /// on whole instead of event by event.
+    fn unfiltered_decision(&mut self, batch: &[Event]) -> Option<Arc<Decision>> {
+        let tag = &batch.first()?.tag;
+        if batch.iter().any(|event| event.tag != *tag) {
+            return None;
+        }
+        let decision = self.decision(tag);
+        (!decision.filters.contains(&true)).then_some(decision)
+    }
+
+    /// [`Router::fan_out`] for a whole batch of one tag: the last output
+    /// takes the batch itself, the others copies.
+    fn fan_out_batch(
+        &mut self,
+        batch: EventBatch,
+        decision: &Decision,
+        per_output: &mut [EventBatch],
+    ) {
+        let Some((&last, rest)) = decision.outputs.split_last() else {
+            for event in batch {
+                self.fan_out(event, decision, per_output);
+            }
+            return;
+        };
+        for &index in rest {
+            per_output[index].extend(batch.iter().map(Event::fan_out));
+        }
+        if per_output[last].is_empty() {
+            per_output[last] = batch;
+        } else {
+            per_output[last].extend(batch);
         }
     }
 
@@ -224,3 +264,7 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

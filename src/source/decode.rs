@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
@@ -353,9 +353,11 @@ fn utf8(line: Bytes) -> Result<ByteString, BadLine> {
 pub fn parse_time(value: &Value, format: Option<&str>) -> Option<DateTime<Utc>> {
     match value {
         Value::String(text) => match format {
-            None => DateTime::parse_from_rfc3339(text)
-                .ok()
-                .map(|t| t.with_timezone(&Utc)),
+            None => parse_utc_rfc3339(text).or_else(|| {
+                DateTime::parse_from_rfc3339(text)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            }),
             Some(format) => DateTime::parse_from_str(text, format)
                 .map(|t| t.with_timezone(&Utc))
                 .or_else(|_| NaiveDateTime::parse_from_str(text, format).map(|t| t.and_utc()))
@@ -372,9 +374,81 @@ pub fn parse_time(value: &Value, format: Option<&str>) -> Option<DateTime<Utc>> 
     }
 }
 
+/// The UTC form of RFC 3339 that kube-apiserver writes
+/// (`2026-11-22T10:00:00.123456Z`), read without chrono's general parser,
+/// since every event's time goes through here. Anything else (an offset, a
+/// leap second, lowercase letters) is `None`, left to the general parser.
+fn parse_utc_rfc3339(text: &str) -> Option<DateTime<Utc>> {
+    fn number(digits: &[u8]) -> Option<u32> {
+        digits.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    }
+    let (stamp, rest) = text.as_bytes().split_at_checked(19)?;
+    if [stamp[4], stamp[7], stamp[10], stamp[13], stamp[16]] != *b"--T::" {
+        return None;
+    }
+    let nanos = match rest {
+        [b'Z'] => 0,
+        [b'.', fraction @ .., b'Z'] if (1..=9).contains(&fraction.len()) => {
+            let scale = 10u32.pow(9 - u32::try_from(fraction.len()).ok()?);
+            number(fraction)? * scale
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(number(&stamp[..4])?).ok()?,
+        number(&stamp[5..7])?,
+        number(&stamp[8..10])?,
+    )?;
+    let time = NaiveTime::from_hms_nano_opt(
+        number(&stamp[11..13])?,
+        number(&stamp[14..16])?,
+        number(&stamp[17..19])?,
+        nanos,
+    )?;
+    Some(date.and_time(time).and_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_kube_apiserver_timestamps_as_chrono_does() {
+        let general = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        for text in [
+            "2026-11-22T10:00:00Z",
+            "2026-11-22T10:00:00.1Z",
+            "2026-11-22T10:00:00.123456Z",
+            "2026-11-22T23:59:59.999999999Z",
+            "2024-02-29T00:00:00.000001Z",
+        ] {
+            assert!(general(text).is_some(), "{text}");
+            assert_eq!(parse_utc_rfc3339(text), general(text), "{text}");
+        }
+        // Left to the general parser, which still reads the valid ones.
+        for text in [
+            "2026-11-22T10:00:00+01:00",
+            "2026-11-22t10:00:00z",
+            "2016-12-31T23:59:60Z",
+            "2026-11-22T10:00:00.Z",
+            "2026-11-22T10:00:00.1234567891Z",
+            "2026-02-30T10:00:00Z",
+            "2026-11-22 10:00:00Z",
+            "+2026-11-22T10:00:00Z",
+            "2026-11-22T10:00:00",
+            "",
+        ] {
+            assert_eq!(parse_utc_rfc3339(text), None, "{text}");
+        }
+        let offset = parse_time(&Value::from("2026-11-22T10:00:00+01:00"), None).unwrap();
+        assert_eq!(offset.to_rfc3339(), "2026-11-22T09:00:00+00:00");
+    }
 
     fn decode(decoder: &mut Decoder, line: &'static [u8]) -> Result<Vec<Decoded>, BadLine> {
         let mut out = Vec::new();

@@ -1,14 +1,23 @@
 //! Splits a byte stream into lines in big chunks (memchr over 256 KiB reads),
 //! handing out each line as a slice of the shared chunk (no copy). A line
 //! longer than `max_line_size` is reported once and skipped to its newline,
-//! so memory stays bounded whatever the input holds.
+//! so memory stays bounded whatever the input holds. A chunk's buffer goes
+//! back to a small process-wide pool once every line cut from it is dropped,
+//! so a steady stream reads into warm memory instead of zero-filling and
+//! faulting in a fresh buffer per read.
 
 use std::io::{self, Read};
+use std::sync::{Mutex, PoisonError};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-/// How much is read per call.
+/// How much is read per call, and the size of a pooled buffer.
 const CHUNK_SIZE: usize = 256 * 1024;
+/// Free buffers kept for reuse (4 MiB): enough for the reads between two
+/// output acknowledgements; more would only hold memory while idle.
+const POOL_SIZE: usize = 16;
+
+static POOL: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
 
 /// One item of the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,11 +30,12 @@ pub enum Line {
 
 /// Incremental line splitter over any reader.
 pub struct LineSplitter {
-    buf: BytesMut,
+    /// Read but not handed out yet: the unfinished line and what follows.
+    data: Bytes,
     max_line_size: usize,
-    /// Stream offset of `buf[0]`.
+    /// Stream offset of `data[0]`.
     offset: u64,
-    /// Bytes of `buf` already searched for a newline.
+    /// Bytes of `data` already searched for a newline.
     scanned: usize,
     /// Inside an over-long line: drop bytes until the next newline.
     discarding: bool,
@@ -34,7 +44,7 @@ pub struct LineSplitter {
 impl LineSplitter {
     pub fn new(max_line_size: usize, start_offset: u64) -> Self {
         Self {
-            buf: BytesMut::new(),
+            data: Bytes::new(),
             max_line_size: max_line_size.max(1),
             offset: start_offset,
             scanned: 0,
@@ -44,28 +54,46 @@ impl LineSplitter {
 
     /// Reads one chunk; returns the number of bytes read (0 at end of input).
     pub fn read_from(&mut self, reader: &mut impl Read) -> io::Result<usize> {
-        let start = self.buf.len();
-        self.buf.resize(start + CHUNK_SIZE, 0);
+        let pending = self.data.len();
+        // A long unfinished line grows its buffer by doubling, so it is
+        // copied O(1) times per byte however many reads it spans.
+        let size = if pending <= CHUNK_SIZE / 2 {
+            CHUNK_SIZE
+        } else {
+            (pending * 2).max(pending + CHUNK_SIZE)
+        };
+        let mut buf = take_buffer(size);
+        buf[..pending].copy_from_slice(&self.data);
         let result = loop {
-            match reader.read(&mut self.buf[start..]) {
+            match reader.read(&mut buf[pending..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => break other,
             }
         };
-        let n = *result.as_ref().unwrap_or(&0);
-        self.buf.truncate(start + n);
+        match result {
+            Ok(n) if n > 0 => {
+                self.data = Bytes::from_owner(Chunk {
+                    buf,
+                    len: pending + n,
+                });
+            }
+            _ => recycle(buf),
+        }
         result
     }
 
     /// Appends bytes obtained elsewhere.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        let mut joined = Vec::with_capacity(self.data.len() + data.len());
+        joined.extend_from_slice(&self.data);
+        joined.extend_from_slice(data);
+        self.data = Bytes::from(joined);
     }
 
     /// The next complete line, or `None` until more input arrives.
     pub fn next_line(&mut self) -> Option<Line> {
         loop {
-            let found = memchr::memchr(b'\n', &self.buf[self.scanned..]).map(|n| self.scanned + n);
+            let found = memchr::memchr(b'\n', &self.data[self.scanned..]).map(|n| self.scanned + n);
             match found {
                 Some(end) if self.discarding => {
                     self.consume(end + 1);
@@ -73,31 +101,32 @@ impl LineSplitter {
                 }
                 Some(end) => {
                     let offset = self.offset;
-                    let line = self.buf.split_to(end + 1).freeze();
+                    let mut line = self.data.split_to(end + 1);
                     self.offset += line.len() as u64;
                     self.scanned = 0;
                     if end > self.max_line_size {
                         return Some(Line::TooLong { offset });
                     }
+                    line.truncate(end);
                     return Some(Line::Complete {
-                        bytes: line.slice(..end),
+                        bytes: line,
                         offset,
                     });
                 }
                 None if self.discarding => {
-                    let all = self.buf.len();
+                    let all = self.data.len();
                     self.consume(all);
                     return None;
                 }
-                None if self.buf.len() > self.max_line_size => {
+                None if self.data.len() > self.max_line_size => {
                     let offset = self.offset;
-                    let all = self.buf.len();
+                    let all = self.data.len();
                     self.consume(all);
                     self.discarding = true;
                     return Some(Line::TooLong { offset });
                 }
                 None => {
-                    self.scanned = self.buf.len();
+                    self.scanned = self.data.len();
                     return None;
                 }
             }
@@ -106,11 +135,11 @@ impl LineSplitter {
 
     /// At end of input: the unterminated last line, if any.
     pub fn take_partial(&mut self) -> Option<Line> {
-        if self.buf.is_empty() || self.discarding {
+        if self.data.is_empty() || self.discarding {
             return None;
         }
         let offset = self.offset;
-        let line = self.buf.split().freeze();
+        let line = std::mem::take(&mut self.data);
         self.offset += line.len() as u64;
         self.scanned = 0;
         Some(Line::Complete {
@@ -126,13 +155,51 @@ impl LineSplitter {
 
     /// Bytes held for an unterminated line.
     pub fn pending_len(&self) -> usize {
-        self.buf.len()
+        self.data.len()
     }
 
     fn consume(&mut self, n: usize) {
-        let _ = self.buf.split_to(n);
+        let _ = self.data.split_to(n);
         self.offset += n as u64;
         self.scanned = 0;
+    }
+}
+
+/// The buffer one read filled, shared by the lines cut from it.
+struct Chunk {
+    buf: Box<[u8]>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.buf));
+    }
+}
+
+/// A buffer of `size` bytes: a pooled one for the usual size, else new.
+fn take_buffer(size: usize) -> Box<[u8]> {
+    if size == CHUNK_SIZE
+        && let Some(buf) = POOL.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    {
+        return buf;
+    }
+    vec![0; size].into_boxed_slice()
+}
+
+/// Keeps a usual-size buffer for the next read, unless the pool is full.
+fn recycle(buf: Box<[u8]>) {
+    if buf.len() == CHUNK_SIZE {
+        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < POOL_SIZE {
+            pool.push(buf);
+        }
     }
 }
 
@@ -197,5 +264,30 @@ mod tests {
         }
         assert_eq!(count, 100_000);
         assert_eq!(s.consumed_offset(), data.len() as u64);
+    }
+
+    #[test]
+    fn lines_spanning_many_reads_are_whole_or_skipped() {
+        let long = "y".repeat(5 * CHUNK_SIZE / 2);
+        let data = format!("a\n{long}\nb\n");
+        let read_all = |max_line_size| {
+            let mut reader = data.as_bytes();
+            let mut s = LineSplitter::new(max_line_size, 0);
+            let mut seen = Vec::new();
+            while s.read_from(&mut reader).unwrap() > 0 {
+                seen.extend(std::iter::from_fn(|| s.next_line()).map(|line| match line {
+                    Line::Complete { bytes, offset } => (offset, bytes.len()),
+                    Line::TooLong { offset } => (offset, usize::MAX),
+                }));
+            }
+            assert_eq!(s.consumed_offset(), data.len() as u64);
+            seen
+        };
+        let after = 3 + long.len() as u64;
+        assert_eq!(
+            read_all(4 * CHUNK_SIZE),
+            [(0, 1), (2, long.len()), (after, 1)]
+        );
+        assert_eq!(read_all(CHUNK_SIZE), [(0, 1), (2, usize::MAX), (after, 1)]);
     }
 }

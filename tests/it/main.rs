@@ -16,6 +16,7 @@ mod http_output; // `type = "http"`: body formats, retries, dead letters, thrott
 mod http_source; // the audit webhook receiver: fixtures, bad input, TLS, retries
 mod legacy_crash; // legacy request/response joins on a tail source survive kill -9
 mod metrics; // /metrics adds up (in = out + dropped) while events flow; /healthz, /readyz
+mod null_output; // the `null` output: dropped events are acknowledged and counted
 mod reload; // SIGHUP reloads while events stream: exactly once, invalid configs ignored
 mod seed_scenarios; // the DESIGN.md seed scenarios 1-5, run from examples/ with their sample data
 mod systemd; // sd_notify READY/RELOADING/STOPPING and watchdog pings on a NOTIFY_SOCKET

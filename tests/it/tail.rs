@@ -903,3 +903,23 @@ fn stop_at_eof_reads_every_file_then_exits_and_resumes_next_time() {
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_exactly_once(&lines, 301..320);
 }
+
+/// Files found at start-up are read at once, not a `poll_interval` later:
+/// with an hour-long `poll_interval`, `stop_at_eof` still ends promptly.
+#[test]
+fn files_found_at_start_are_read_at_once() {
+    let setup = Setup::new(r#""{logs}/*.log""#, "stop_at_eof = true");
+    let config = fs::read_to_string(&setup.config).unwrap();
+    fs::write(
+        &setup.config,
+        config.replace(r#"poll_interval = "100ms""#, r#"poll_interval = "1h""#),
+    )
+    .unwrap();
+    append(&setup.log("a.log"), 0..100);
+
+    let mut run = setup.start();
+    let status = run.wait_exit();
+    let (lines, stderr) = run.collect();
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert_exactly_once(&lines, 0..100);
+}

@@ -80,7 +80,9 @@ impl Tailer {
     }
 
     fn follow(&mut self) -> Stop {
-        let mut busy = false;
+        // The first scan just opened the files: read them now, not a
+        // `poll_interval` later.
+        let mut busy = true;
         loop {
             let mut rescan = false;
             let timeout = if busy {
