@@ -105,6 +105,20 @@ impl Record {
             .map(Cow::Owned)
     }
 
+    /// The text of a string at a top-level `path`, read straight from the
+    /// unchanged record when it has no escapes; `None` means "ask
+    /// [`Record::get`]". Sources read every event's time this way without
+    /// building a `Value`.
+    pub fn plain_top_level_str(&self, path: &FieldPath) -> Option<&str> {
+        let (raw, index) = (self.raw.as_deref()?, self.index.as_deref()?);
+        let [PathSegment::Key(key)] = path.segments() else {
+            return None;
+        };
+        let entry = index.iter().rev().find(|e| e.key(raw) == &**key)?;
+        let text = entry.value(raw).strip_prefix('"')?.strip_suffix('"')?;
+        (!text.contains('\\')).then_some(text)
+    }
+
     /// The whole object, parsed on first use.
     pub fn fields(&self) -> &Map<String, Value> {
         self.fields
@@ -315,6 +329,21 @@ mod tests {
         assert!(r.set(&path("l[0]"), Value::from(2)));
         assert!(!r.set(&path("l[3]"), Value::from(2)));
         assert_eq!(r.get(&path("l[0]")).as_deref(), Some(&Value::from(2)));
+    }
+
+    #[test]
+    fn plain_top_level_strings_are_read_from_the_original_text() {
+        let mut r = record(r#"{"t":"x","t":"2026","e":"a\u0026b","n":5,"o":{"t":"y"}}"#);
+        assert_eq!(r.plain_top_level_str(&path("t")), Some("2026"));
+        for other in ["e", "n", "o", "o.t", "missing"] {
+            assert_eq!(r.plain_top_level_str(&path(other)), None, "{other}");
+        }
+        assert!(r.set(&path("n"), Value::from(6)));
+        assert_eq!(
+            r.plain_top_level_str(&path("t")),
+            None,
+            "changed records parse"
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ pub struct TimeSpec {
 impl TimeSpec {
     /// The record's time, if it has a readable one.
     pub fn read(&self, record: &Record) -> Option<DateTime<Utc>> {
-        parse_time(&*record.get(&self.key)?, self.format.as_deref())
+        match record.plain_top_level_str(&self.key) {
+            Some(text) => parse_time_text(text, self.format.as_deref()),
+            None => parse_time(&*record.get(&self.key)?, self.format.as_deref()),
+        }
     }
 }
 
@@ -352,17 +355,7 @@ fn utf8(line: Bytes) -> Result<ByteString, BadLine> {
 /// format for strings, Unix seconds for numbers.
 pub fn parse_time(value: &Value, format: Option<&str>) -> Option<DateTime<Utc>> {
     match value {
-        Value::String(text) => match format {
-            None => parse_utc_rfc3339(text).or_else(|| {
-                DateTime::parse_from_rfc3339(text)
-                    .ok()
-                    .map(|t| t.with_timezone(&Utc))
-            }),
-            Some(format) => DateTime::parse_from_str(text, format)
-                .map(|t| t.with_timezone(&Utc))
-                .or_else(|_| NaiveDateTime::parse_from_str(text, format).map(|t| t.and_utc()))
-                .ok(),
-        },
+        Value::String(text) => parse_time_text(text, format),
         Value::Number(n) => {
             let secs = n.as_f64()?;
             #[allow(clippy::cast_possible_truncation)]
@@ -371,6 +364,21 @@ pub fn parse_time(value: &Value, format: Option<&str>) -> Option<DateTime<Utc>> 
             Utc.timestamp_opt(secs.trunc() as i64, nanos).single()
         }
         _ => None,
+    }
+}
+
+/// Reads a time string: RFC 3339, or the given strftime format.
+fn parse_time_text(text: &str, format: Option<&str>) -> Option<DateTime<Utc>> {
+    match format {
+        None => parse_utc_rfc3339(text).or_else(|| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        }),
+        Some(format) => DateTime::parse_from_str(text, format)
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|_| NaiveDateTime::parse_from_str(text, format).map(|t| t.and_utc()))
+            .ok(),
     }
 }
 
@@ -473,8 +481,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out[0].time.to_rfc3339(), "2026-11-22T10:00:00.123456+00:00");
+        // Escaped, nested or numeric times are read through the parsed value.
+        let out = decode(
+            &mut d,
+            br#"{"stageTimestamp":"2026-11-22T10:00:00\u002e5Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(out[0].time.to_rfc3339(), "2026-11-22T10:00:00.500+00:00");
+        let out = decode(&mut d, br#"{"stageTimestamp":1.5}"#).unwrap();
+        assert_eq!(out[0].time.timestamp_millis(), 1500);
+        let nested = TimeSpec {
+            key: FieldPath::parse("meta.at").unwrap(),
+            format: None,
+        };
+        let mut nested = Decoder::new(InputFormat::Json, Some(nested));
+        let out = decode(&mut nested, br#"{"meta":{"at":"2026-11-22T10:00:00Z"}}"#).unwrap();
+        assert_eq!(out[0].time.to_rfc3339(), "2026-11-22T10:00:00+00:00");
         // Missing or unparsable times fall back to the read time.
         let out = decode(&mut d, br#"{"stageTimestamp":"yesterday"}"#).unwrap();
+        assert_eq!(out[0].time.timestamp(), 0);
+        let out = decode(&mut d, br#"{"other":"2026-11-22T10:00:00Z"}"#).unwrap();
         assert_eq!(out[0].time.timestamp(), 0);
     }
 
