@@ -116,7 +116,7 @@ impl Record {
         };
         let entry = index.iter().rev().find(|e| e.key(raw) == &**key)?;
         let text = entry.value(raw).strip_prefix('"')?.strip_suffix('"')?;
-        (!text.contains('\\')).then_some(text)
+        (!text.as_bytes().contains(&b'\\')).then_some(text)
     }
 
     /// The whole object, parsed on first use.
