@@ -92,8 +92,7 @@ impl Record {
         // Scan only the top-level value the path starts in, when known.
         let (text, rest) = match (&self.index, segments.first()) {
             (Some(index), Some(PathSegment::Key(key))) => {
-                let entry = index.iter().rev().find(|e| e.key(raw) == &**key)?;
-                (entry.value(raw), &segments[1..])
+                (indexed_value(raw, index, key)?, &segments[1..])
             }
             (Some(_), Some(PathSegment::Index(_))) => return None,
             _ => (raw, segments),
@@ -114,8 +113,8 @@ impl Record {
         let [PathSegment::Key(key)] = path.segments() else {
             return None;
         };
-        let entry = index.iter().rev().find(|e| e.key(raw) == &**key)?;
-        let text = entry.value(raw).strip_prefix('"')?.strip_suffix('"')?;
+        let text = indexed_value(raw, index, key)?;
+        let text = text.strip_prefix('"')?.strip_suffix('"')?;
         (!text.as_bytes().contains(&b'\\')).then_some(text)
     }
 
@@ -189,6 +188,13 @@ impl Record {
                 .unwrap_or_else(|| parse_object(raw.as_deref())),
         )
     }
+}
+
+/// The text of the top-level value at `key` (the last, if it repeats, as
+/// when the record is parsed).
+fn indexed_value<'r>(raw: &'r str, index: &[KeyEntry], key: &str) -> Option<&'r str> {
+    let entry = index.iter().rev().find(|e| e.key(raw) == key)?;
+    Some(entry.value(raw))
 }
 
 fn parse_object(raw: Option<&str>) -> Map<String, Value> {

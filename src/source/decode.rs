@@ -297,9 +297,12 @@ impl Decoder {
         }
         match self.format {
             InputFormat::Json => {
-                let record = Record::from_json_line(line).map_err(|e| match e {
-                    LineError::NotUtf8(_) => BadLine::new(BadLineKind::NotUtf8, e.to_string()),
-                    LineError::NotJson(_) => BadLine::new(BadLineKind::NotJson, e.to_string()),
+                let record = Record::from_json_line(line).map_err(|e| {
+                    let kind = match e {
+                        LineError::NotUtf8(_) => BadLineKind::NotUtf8,
+                        LineError::NotJson(_) => BadLineKind::NotJson,
+                    };
+                    BadLine::new(kind, e.to_string())
                 })?;
                 let time = self.time.as_ref().and_then(|spec| spec.read(&record));
                 out.push(Decoded::new(record, time.unwrap_or(now)));
