@@ -1,23 +1,17 @@
 //! Splits a byte stream into lines in big chunks (memchr over 256 KiB reads),
 //! handing out each line as a slice of the shared chunk (no copy). A line
 //! longer than `max_line_size` is reported once and skipped to its newline,
-//! so memory stays bounded whatever the input holds. A chunk's buffer goes
-//! back to a small process-wide pool once every line cut from it is dropped,
-//! so a steady stream reads into warm memory instead of zero-filling and
-//! faulting in a fresh buffer per read.
+//! so memory stays bounded whatever the input holds. Chunks are read into
+//! pooled buffers (see `buffer_pool.rs`).
 
 use std::io::{self, Read};
-use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 
-/// How much is read per call, and the size of a pooled buffer.
-const CHUNK_SIZE: usize = 256 * 1024;
-/// Free buffers kept for reuse (4 MiB): enough for the reads between two
-/// output acknowledgements; more would only hold memory while idle.
-const POOL_SIZE: usize = 16;
+use super::buffer_pool;
 
-static POOL: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+/// How much is read per call.
+const CHUNK_SIZE: usize = 256 * 1024;
 
 /// One item of the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,7 +56,7 @@ impl LineSplitter {
         } else {
             (pending * 2).max(pending + CHUNK_SIZE)
         };
-        let mut buf = take_buffer(size);
+        let mut buf = buffer_pool::take(size);
         buf[..pending].copy_from_slice(&self.data);
         let result = loop {
             match reader.read(&mut buf[pending..]) {
@@ -71,13 +65,8 @@ impl LineSplitter {
             }
         };
         match result {
-            Ok(n) if n > 0 => {
-                self.data = Bytes::from_owner(Chunk {
-                    buf,
-                    len: pending + n,
-                });
-            }
-            _ => recycle(buf),
+            Ok(n) if n > 0 => self.data = buffer_pool::into_bytes(buf, pending + n),
+            _ => buffer_pool::recycle(buf),
         }
         result
     }
@@ -162,44 +151,6 @@ impl LineSplitter {
         let _ = self.data.split_to(n);
         self.offset += n as u64;
         self.scanned = 0;
-    }
-}
-
-/// The buffer one read filled, shared by the lines cut from it.
-struct Chunk {
-    buf: Box<[u8]>,
-    len: usize,
-}
-
-impl AsRef<[u8]> for Chunk {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        recycle(std::mem::take(&mut self.buf));
-    }
-}
-
-/// A buffer of `size` bytes: a pooled one for the usual size, else new.
-fn take_buffer(size: usize) -> Box<[u8]> {
-    if size == CHUNK_SIZE
-        && let Some(buf) = POOL.lock().unwrap_or_else(PoisonError::into_inner).pop()
-    {
-        return buf;
-    }
-    vec![0; size].into_boxed_slice()
-}
-
-/// Keeps a usual-size buffer for the next read, unless the pool is full.
-fn recycle(buf: Box<[u8]>) {
-    if buf.len() == CHUNK_SIZE {
-        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOL_SIZE {
-            pool.push(buf);
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod audit_input;
 mod bad_line;
+mod buffer_pool;
 mod decode;
 pub mod http;
 mod lines;

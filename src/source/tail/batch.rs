@@ -1,20 +1,56 @@
-//! Turning a file's lines into an event batch, off the reader thread. The
-//! reader cuts lines into batches (in file order, each registered in the
-//! file's ack window) and hands each to a decode job; stateless formats
-//! (`json`, `text`) decode on the blocking pool in parallel, and one forwarder
-//! task sends the finished batches into the pipeline in the order they were
-//! cut, so a file's events keep their order.
+//! Decode jobs: each reads one byte range of a file, cuts it into lines
+//! (see `carry.rs`) and decodes them into an event batch, off the reader
+//! thread. Reading in the jobs puts the kernel's copy of the file on every
+//! core rather than on the reader alone. Stateless formats (`json`, `text`)
+//! decode in parallel; formats that join lines decode one job after the
+//! other, in file order. One forwarder task sends the finished batches into
+//! the pipeline in the order the ranges were cut, so a file's events keep
+//! their order.
 
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::carry::{Carry, whole_lines};
 use super::stats::TailCounters;
 use crate::event::{Ack, Event, EventBatch, Tag};
-use crate::source::{BadLine, BadLineKind, BadLineLog, Decoder, EventSender, InputFormat, Line};
-use std::sync::atomic::Ordering;
+use crate::source::{
+    BadLine, BadLineKind, BadLineLog, Decoder, EventSender, InputFormat, Line, buffer_pool,
+};
+
+/// No resume offset asked for (see [`RangeJob::resume`]).
+pub(super) const NO_RESUME: u64 = u64::MAX;
+
+/// One byte range of a file to read, cut and decode.
+pub(super) struct RangeJob {
+    pub(super) file: Arc<File>,
+    pub(super) offset: u64,
+    /// 0 for a job that only finishes the carried line.
+    pub(super) len: usize,
+    /// Nothing follows this range: the carried line is whole.
+    pub(super) finish: bool,
+    /// The unfinished line of the ranges before, from the job before.
+    pub(super) previous: Receiver<Carry>,
+    /// Where this job hands its unfinished line on.
+    pub(super) next: SyncSender<Carry>,
+    pub(super) tag: Tag,
+    pub(super) label: Arc<str>,
+    pub(super) ack: Ack,
+    /// Set before the batch is acknowledged: the offset just past its last
+    /// line, where the position may move once it is delivered.
+    pub(super) end: Arc<AtomicU64>,
+    /// Set (from [`NO_RESUME`]) when the range came back short: the offset
+    /// at which the reader starts cutting again.
+    pub(super) resume: Arc<AtomicU64>,
+}
 
 /// A batch on its way to the pipeline: decoded already, or being decoded.
 pub(super) enum Job {
@@ -25,7 +61,7 @@ pub(super) enum Job {
 /// What decoding needs, shared by the reader and the decode jobs.
 pub(super) struct DecodeShared {
     /// The source's decoder. Stateless formats clone it per job; others use
-    /// it in place on the reader thread, in order.
+    /// it in place, one job after the other.
     pub(super) decoder: Mutex<Decoder>,
     /// Whether lines decode independently of each other.
     pub(super) parallel: bool,
@@ -57,30 +93,60 @@ impl DecodeShared {
         }
     }
 
-    /// Starts decoding one batch; `ack` is the batch's acknowledgement.
-    pub(super) fn job(
-        self: &Arc<Self>,
-        runtime: &tokio::runtime::Handle,
-        lines: Vec<Line>,
-        tag: Tag,
-        label: Arc<str>,
-        ack: Ack,
-    ) -> Job {
+    /// Starts a job on the blocking pool.
+    pub(super) fn start(self: &Arc<Self>, runtime: &tokio::runtime::Handle, job: RangeJob) -> Job {
+        let shared = Arc::clone(self);
+        Job::Decoding(runtime.spawn_blocking(move || shared.run(job)))
+    }
+
+    fn run(&self, job: RangeJob) -> EventBatch {
+        let read = if job.len == 0 {
+            Ok(Bytes::new())
+        } else {
+            read_range(&job.file, job.offset, job.len)
+        };
+        let Ok(mut carry) = job.previous.recv() else {
+            // The job before died, and its unfinished line with it: this
+            // batch fails, so the position stays before it.
+            tracing::error!(path = %job.label, offset = job.offset, "A decode job before this range failed; its events are read again after a restart.");
+            return Vec::new();
+        };
+        let range = read.unwrap_or_else(|e| {
+            tracing::warn!(path = %job.label, offset = job.offset, error = %e, "Reading a file failed; retrying later.");
+            Bytes::new()
+        });
+        let short = range.len() < job.len;
+        let cut = carry.cut(range, job.offset, self.max_line_size);
+        if short && !carry.is_broken() {
+            carry.break_chain();
+            job.resume
+                .store(carry.line_start(), Ordering::Release);
+        }
+        let finished = if job.finish { carry.finish() } else { None };
+        job.end.store(carry.line_start(), Ordering::Release);
+        let lines = cut
+            .first
+            .into_iter()
+            .chain(whole_lines(&cut.whole, cut.whole_offset, self.max_line_size))
+            .chain(cut.last)
+            .chain(finished);
         if self.parallel {
-            let shared = Arc::clone(self);
-            let mut decoder = shared
+            // The next job needs only where this range's lines end.
+            let _ = job.next.send(carry);
+            let mut decoder = self
                 .decoder
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            Job::Decoding(
-                runtime
-                    .spawn_blocking(move || shared.decode(&mut decoder, lines, &tag, &label, ack)),
-            )
+            self.decode(&mut decoder, lines, &job.tag, &job.label, job.ack)
         } else {
             let mut decoder = self.decoder.lock().unwrap_or_else(PoisonError::into_inner);
-            *self.last_tag.lock().unwrap_or_else(PoisonError::into_inner) = Some(tag.clone());
-            Job::Ready(self.decode(&mut decoder, lines, &tag, &label, ack))
+            *self.last_tag.lock().unwrap_or_else(PoisonError::into_inner) = Some(job.tag.clone());
+            let batch = self.decode(&mut decoder, lines, &job.tag, &job.label, job.ack);
+            drop(decoder);
+            // Only now may the next job decode: lines join in file order.
+            let _ = job.next.send(carry);
+            batch
         }
     }
 
@@ -116,7 +182,7 @@ impl DecodeShared {
     fn decode(
         &self,
         decoder: &mut Decoder,
-        lines: Vec<Line>,
+        lines: impl Iterator<Item = Line>,
         tag: &Tag,
         label: &str,
         ack: Ack,
@@ -126,7 +192,7 @@ impl DecodeShared {
         // then stays in this core's cache, instead of one count for the
         // whole file bouncing between the cores that make and drop events.
         let tag = Tag::new(tag.as_str());
-        let mut events = Vec::with_capacity(lines.len());
+        let mut events = Vec::new();
         let mut decoded = Vec::new();
         for line in lines {
             let (offset, bad) = match line {
@@ -189,4 +255,23 @@ pub(super) async fn forward(mut jobs: mpsc::Receiver<Job>, out: EventSender) {
             break;
         }
     }
+}
+
+/// Reads `len` bytes at `offset` into a pooled buffer; fewer only if the
+/// file ends first.
+fn read_range(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = buffer_pool::take(len);
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buffer_pool::recycle(buf);
+                return Err(e);
+            }
+        }
+    }
+    Ok(buffer_pool::into_bytes(buf, filled))
 }

@@ -51,6 +51,7 @@
 //! acknowledged offsets; truncations, released files, bad lines, bytes read.
 
 mod batch;
+mod carry;
 mod discover;
 mod fingerprint;
 mod position;

@@ -1,29 +1,31 @@
-//! One open file of a tail source: reads it in big chunks from its open
-//! descriptor (so a renamed or deleted file is still read to its end), splits
-//! lines, decodes them into events and sends them in acknowledged batches.
-//! Only complete lines are consumed: a partial last line waits for its
-//! newline, so a saved position never points into the middle of a line.
+//! One open file of a tail source: cuts what it holds into byte ranges and
+//! hands each to a decode job that reads it from the open descriptor (so a
+//! renamed or deleted file is still read to its end), as an acknowledged
+//! batch. Only complete lines are consumed: a partial last line waits for
+//! its newline, so a saved position never points into the middle of a line.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, sync_channel};
 use std::time::Instant;
 
-use super::batch::{DecodeShared, Job};
+use super::batch::{DecodeShared, Job, NO_RESUME, RangeJob};
+use super::carry::Carry;
 use super::fingerprint::Fingerprint;
 use super::stats::{FileStats, TailCounters};
 use super::watch::Wake;
 use super::window::AckWindow;
 use crate::event::{Ack, Tag};
-use crate::source::{Line, LineSplitter, PipelineClosed};
+use crate::source::PipelineClosed;
 
-/// A batch is sent once it holds this many bytes of lines, even if it has
-/// fewer than `MAX_BATCH` events (audit events with bodies are large).
-const MAX_BATCH_BYTES: u64 = 2 << 20;
+/// Bytes per range (one decode job, one batch): big enough that the cost of
+/// a job is small next to its decoding, small enough to keep both cores busy
+/// within the unacknowledged budget.
+const RANGE_SIZE: u64 = 1 << 20;
 
 /// What reading needs besides the file: where batches go and the budget of
 /// unacknowledged bytes shared by every file of the source.
@@ -101,13 +103,16 @@ pub(super) struct TailedFile {
     /// Directory of the file itself (behind symlinks), watched for changes.
     pub(super) real_dir: Option<PathBuf>,
     pub(super) tag: Tag,
-    file: File,
+    /// Shared with the decode jobs reading its ranges.
+    file: Arc<File>,
     pub(super) fingerprint: Fingerprint,
-    splitter: LineSplitter,
-    /// Offset of the next byte to read.
+    /// Where the next decode job gets the unfinished line of the ranges
+    /// handed out before.
+    chain: Receiver<Carry>,
+    /// Set by a job whose range came back short: where cutting starts over.
+    resume: Arc<AtomicU64>,
+    /// Offset of the next byte to hand out.
     read_pos: u64,
-    /// Offset just past the last line handed to a batch (or skipped).
-    batch_end: u64,
     pub(super) window: AckWindow,
     /// Seen at its path at the last scan.
     pub(super) matched: bool,
@@ -134,12 +139,9 @@ impl TailedFile {
         tag: Tag,
         ack_id: u64,
         offset: u64,
-        max_line_size: usize,
     ) -> io::Result<Self> {
         let meta = file.metadata()?;
         let fingerprint = Fingerprint::of(&file, meta.len())?;
-        let mut file = file;
-        file.seek(SeekFrom::Start(offset))?;
         Ok(Self {
             ack_id,
             stats_id: ack_id,
@@ -151,11 +153,11 @@ impl TailedFile {
                 .and_then(|p| p.parent().map(std::path::Path::to_owned)),
             path,
             tag,
-            file,
+            file: Arc::new(file),
             fingerprint,
-            splitter: LineSplitter::new(max_line_size, offset),
+            chain: chain_from(offset),
+            resume: Arc::new(AtomicU64::new(NO_RESUME)),
             read_pos: offset,
-            batch_end: offset,
             window: AckWindow::new(offset),
             matched: true,
             at_eof: false,
@@ -179,11 +181,6 @@ impl TailedFile {
     /// The last read found the end, and nothing was seen beyond it since.
     pub(super) fn is_read_to_end(&self) -> bool {
         self.at_eof && self.read_pos >= self.size
-    }
-
-    /// Bytes held for an unterminated last line.
-    pub(super) fn has_partial_line(&self) -> bool {
-        self.splitter.pending_len() > 0
     }
 
     pub(super) fn stats(&self) -> FileStats {
@@ -223,12 +220,11 @@ impl TailedFile {
 
     /// Starts over at byte 0 (after truncation); acks still in flight for
     /// the old content are routed to `new_ack_id`, i.e. nowhere.
-    pub(super) fn restart(&mut self, new_ack_id: u64, max_line_size: usize) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(0))?;
+    pub(super) fn restart(&mut self, new_ack_id: u64) -> io::Result<()> {
         self.ack_id = new_ack_id;
-        self.splitter = LineSplitter::new(max_line_size, 0);
+        self.chain = chain_from(0);
+        self.resume = Arc::new(AtomicU64::new(NO_RESUME));
         self.read_pos = 0;
-        self.batch_end = 0;
         self.window = AckWindow::new(0);
         self.fingerprint = Fingerprint::of(&self.file, self.size)?;
         self.at_eof = false;
@@ -237,100 +233,112 @@ impl TailedFile {
         Ok(())
     }
 
-    /// Reads up to about `budget` bytes, sending full batches as it goes.
+    /// Hands out up to about `budget` bytes in ranges.
     pub(super) fn read_some(
         &mut self,
         emit: &mut Emitter,
         budget: u64,
     ) -> Result<ReadOutcome, PipelineClosed> {
-        let mut lines = Vec::new();
-        let mut read = 0u64;
-        let outcome = loop {
+        let resume = self.resume.swap(NO_RESUME, Ordering::Acquire);
+        if resume != NO_RESUME {
+            // A range came back short: the file shrank (the next check sees
+            // it) or a read failed. Cut again from the last whole line.
+            self.read_pos = resume;
+            self.chain = chain_from(resume);
+            return Ok(ReadOutcome::Failed);
+        }
+        let mut handed_out = 0u64;
+        loop {
             if emit.over_budget() {
-                break ReadOutcome::Blocked;
+                return Ok(ReadOutcome::Blocked);
             }
-            if read >= budget {
-                break ReadOutcome::More;
+            if handed_out >= budget {
+                return Ok(ReadOutcome::More);
             }
-            let n = match self.splitter.read_from(&mut self.file) {
-                Ok(n) => n as u64,
+            let size = match self.file.metadata() {
+                Ok(meta) => meta.len(),
                 Err(e) => {
-                    tracing::warn!(path = %self.label, error = %e, "Reading a file failed; retrying later.");
-                    break ReadOutcome::Failed;
+                    tracing::warn!(path = %self.label, error = %e, "Could not stat an open file; retrying later.");
+                    return Ok(ReadOutcome::Failed);
                 }
             };
-            if n == 0 {
+            if self.read_pos >= size {
                 self.at_eof = true;
-                break ReadOutcome::Eof;
+                return Ok(ReadOutcome::Eof);
             }
+            let len = (size - self.read_pos).min(RANGE_SIZE);
             self.at_eof = false;
             self.finished = false;
             self.last_change = Instant::now();
-            self.read_pos += n;
-            self.bytes_read += n;
-            emit.counters.bytes_read.fetch_add(n, Ordering::Relaxed);
-            read += n;
-            self.size = self.size.max(self.read_pos);
-            while let Some(line) = self.splitter.next_line() {
-                lines.push(line);
-                let cut = self.splitter.consumed_offset() - self.batch_end;
-                if lines.len() >= crate::source::MAX_BATCH || cut >= MAX_BATCH_BYTES {
-                    self.send(emit, std::mem::take(&mut lines))?;
-                }
-            }
-        };
-        self.send(emit, lines)?;
-        Ok(outcome)
+            self.bytes_read += len;
+            emit.counters.bytes_read.fetch_add(len, Ordering::Relaxed);
+            handed_out += len;
+            self.size = self.size.max(size);
+            self.hand_out(emit, len, false)?;
+        }
     }
 
     /// Hands the unterminated last line on as if it were complete: at
     /// shutdown when configured, or when a rotated file is let go.
     pub(super) fn flush_partial_line(&mut self, emit: &mut Emitter) -> Result<(), PipelineClosed> {
-        let lines: Vec<Line> = self.splitter.take_partial().into_iter().collect();
         self.finished = true;
-        self.send(emit, lines)
+        self.hand_out(emit, 0, true)
     }
 
-    /// Sends `lines` as one acknowledged batch, registered in the window
-    /// with the offset just past its last line.
-    fn send(&mut self, emit: &mut Emitter, lines: Vec<Line>) -> Result<(), PipelineClosed> {
-        let end = self.splitter.consumed_offset();
-        if lines.is_empty() {
-            // The rest of an over-long line was skipped: nothing to wait for.
-            if end > self.batch_end {
-                self.window.push_done(end);
-                self.batch_end = end;
-            }
-            return Ok(());
-        }
-        let bytes = end - self.batch_end;
-        self.batch_end = end;
-        let seq = self.window.push(end);
-        emit.unacked += bytes;
+    /// Starts a decode job for the `len` bytes at the read position, as one
+    /// acknowledged batch registered in the window.
+    fn hand_out(&mut self, emit: &mut Emitter, len: u64, finish: bool) -> Result<(), PipelineClosed> {
+        let offset = self.read_pos;
+        self.read_pos += len;
+        let (next, chain) = sync_channel(1);
+        let previous = std::mem::replace(&mut self.chain, chain);
+        let seq = self.window.push();
+        emit.unacked += len;
         emit.counters
             .unacked_bytes
             .store(emit.unacked, Ordering::Relaxed);
         let (ack, waiter) = Ack::batch();
+        let end = Arc::new(AtomicU64::new(0));
         let wake = emit.wake.clone();
         let file = self.ack_id;
+        let batch_end = Arc::clone(&end);
         emit.runtime.spawn(async move {
             let status = waiter.wait().await;
             let _ = wake.send(Wake::Acked {
                 file,
                 seq,
-                bytes,
+                bytes: len,
+                end: batch_end.load(Ordering::Acquire),
                 status,
             });
         });
-        let job = emit.decode.job(
+        let job = emit.decode.start(
             &emit.runtime,
-            lines,
-            self.tag.clone(),
-            Arc::clone(&self.label),
-            ack,
+            RangeJob {
+                file: Arc::clone(&self.file),
+                offset,
+                // A range is at most `RANGE_SIZE`.
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                finish,
+                previous,
+                next,
+                tag: self.tag.clone(),
+                label: Arc::clone(&self.label),
+                ack,
+                end,
+                resume: Arc::clone(&self.resume),
+            },
         );
         emit.jobs.blocking_send(job).map_err(|_| PipelineClosed)
     }
+}
+
+/// A hand-off chain whose first job cuts lines from `offset`.
+fn chain_from(offset: u64) -> Receiver<Carry> {
+    let (first, chain) = sync_channel(1);
+    // The receiver is right here: the send cannot fail.
+    let _ = first.send(Carry::at(offset));
+    chain
 }
 
 /// Where reading starts with `read_from = "end"`: just past the last

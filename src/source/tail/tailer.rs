@@ -145,12 +145,13 @@ impl Tailer {
                 file,
                 seq,
                 bytes,
+                end,
                 status,
             } => {
                 self.emit.release_budget(bytes);
                 if let Some(f) = self.files.iter_mut().find(|f| f.ack_id == file) {
                     let was_frozen = f.window.is_frozen();
-                    self.dirty |= f.window.settle(seq, status);
+                    self.dirty |= f.window.settle(seq, status, end);
                     if status == BatchStatus::Failed && !was_frozen {
                         tracing::error!(path = %f.label(), "An output failed to deliver events from this file; its position stays before them, so they are read again after a restart.");
                     }
@@ -228,7 +229,7 @@ impl Tailer {
         let id = self.next_id;
         self.next_id += 1;
         let tag = self.settings.tag.render(&path);
-        match TailedFile::new(file, path, tag, id, offset, self.settings.max_line_size) {
+        match TailedFile::new(file, path, tag, id, offset) {
             Ok(file) => {
                 tracing::info!(path = %file.label(), offset, "Following a file.");
                 self.stats.update(file.stats_id, file.stats());
@@ -295,7 +296,7 @@ impl Tailer {
                     );
                     let id = self.next_id;
                     self.next_id += 1;
-                    if let Err(e) = file.restart(id, self.settings.max_line_size) {
+                    if let Err(e) = file.restart(id) {
                         tracing::warn!(path = %file.label(), error = %e, "Could not restart a truncated file.");
                     }
                     self.dirty = true;
@@ -356,7 +357,7 @@ impl Tailer {
                 i += 1;
                 continue;
             }
-            if file.has_partial_line() || !file.finished {
+            if !file.finished {
                 // Nothing will be appended any more: the last line is whole.
                 file.flush_partial_line(&mut self.emit)?;
             }
@@ -412,7 +413,7 @@ impl Tailer {
 
     fn flush_partial_lines(&mut self) {
         for file in &mut self.files {
-            if file.has_partial_line() && file.flush_partial_line(&mut self.emit).is_err() {
+            if !file.finished && file.flush_partial_line(&mut self.emit).is_err() {
                 break;
             }
         }

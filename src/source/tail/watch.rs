@@ -35,7 +35,10 @@ pub(super) enum Wake {
     Acked {
         file: u64,
         seq: u64,
+        /// Bytes of the range, back in the read budget.
         bytes: u64,
+        /// Offset just past the batch's last line.
+        end: u64,
         status: BatchStatus,
     },
     /// Shutdown was requested.

@@ -1,6 +1,7 @@
 //! The in-flight window of one file: the batches read from it that the
 //! outputs have not all acknowledged yet, in file order, each with the offset
-//! just past its last line. The committed offset (the one saved as the
+//! just past its last line (known once its range is cut, reported with its
+//! acknowledgement). The committed offset (the one saved as the
 //! position) is the end of the longest prefix of delivered batches, so a
 //! crash can repeat events but never skip one.
 
@@ -36,34 +37,21 @@ impl AckWindow {
         }
     }
 
-    /// Registers a batch whose last line ends at `end`; returns its number.
-    pub(super) fn push(&mut self, end: u64) -> u64 {
+    /// Registers a batch; returns its number.
+    pub(super) fn push(&mut self) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.push_back(Pending {
             seq,
-            end,
+            end: 0,
             status: None,
         });
         seq
     }
 
-    /// Lines up to `end` produced nothing to deliver (blank or bad lines):
-    /// they count as delivered once everything before them is.
-    pub(super) fn push_done(&mut self, end: u64) {
-        if self.frozen {
-            return;
-        }
-        if self.pending.is_empty() {
-            self.committed = self.committed.max(end);
-        } else {
-            let seq = self.push(end);
-            self.settle(seq, BatchStatus::Delivered);
-        }
-    }
-
-    /// Records a batch's outcome; returns whether the committed offset moved.
-    pub(super) fn settle(&mut self, seq: u64, status: BatchStatus) -> bool {
+    /// Records a batch's outcome and the offset just past its last line;
+    /// returns whether the committed offset moved.
+    pub(super) fn settle(&mut self, seq: u64, status: BatchStatus, end: u64) -> bool {
         let Some(index) = self.pending.iter().position(|p| p.seq == seq) else {
             return false;
         };
@@ -72,11 +60,12 @@ impl AckWindow {
             return false;
         }
         self.pending[index].status = Some(status);
+        self.pending[index].end = end;
         let before = self.committed;
         while let Some(front) = self.pending.front() {
             match front.status {
                 Some(BatchStatus::Delivered) => {
-                    self.committed = front.end;
+                    self.committed = self.committed.max(front.end);
                     self.pending.pop_front();
                 }
                 Some(BatchStatus::Failed) => {
@@ -114,44 +103,45 @@ mod tests {
     #[test]
     fn commits_the_longest_delivered_prefix() {
         let mut w = AckWindow::new(0);
-        let a = w.push(100);
-        let b = w.push(200);
-        let c = w.push(300);
-        assert!(!w.settle(b, Delivered));
+        let a = w.push();
+        let b = w.push();
+        let c = w.push();
+        let d = w.push();
+        assert!(!w.settle(b, Delivered, 200));
         assert_eq!(w.committed(), 0);
-        assert!(w.settle(a, Delivered));
+        assert!(w.settle(a, Delivered, 100));
         assert_eq!(w.committed(), 200);
-        w.push_done(350);
+        w.settle(d, Delivered, 400);
         assert_eq!(w.committed(), 200, "waits for the batch before it");
-        w.settle(c, Delivered);
-        assert_eq!(w.committed(), 350);
-        assert!(w.is_idle());
-        w.push_done(400);
+        // A range inside one long line ends where the one before did.
+        w.settle(c, Delivered, 200);
         assert_eq!(w.committed(), 400);
+        assert!(w.is_idle());
     }
 
     #[test]
     fn a_failed_batch_freezes_the_position() {
         let mut w = AckWindow::new(10);
-        let a = w.push(100);
-        let b = w.push(200);
-        let c = w.push(300);
-        w.settle(b, Failed);
-        w.settle(a, Delivered);
+        let a = w.push();
+        let b = w.push();
+        let c = w.push();
+        w.settle(b, Failed, 200);
+        w.settle(a, Delivered, 100);
         assert_eq!(w.committed(), 100);
         assert!(w.is_frozen());
         assert!(!w.is_idle());
-        w.settle(c, Delivered);
+        w.settle(c, Delivered, 300);
         assert_eq!(w.committed(), 100);
         assert!(w.is_idle());
-        w.push_done(400);
+        let d = w.push();
+        w.settle(d, Delivered, 400);
         assert_eq!(w.committed(), 100);
     }
 
     #[test]
     fn unknown_sequence_numbers_are_ignored() {
         let mut w = AckWindow::new(0);
-        assert!(!w.settle(7, Delivered));
+        assert!(!w.settle(7, Delivered, 10));
         assert_eq!(w.committed(), 0);
     }
 }
