@@ -10,14 +10,14 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use chrono::Utc;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 
 use super::carry::{Carry, whole_lines};
 use super::stats::TailCounters;
@@ -55,8 +55,11 @@ pub(super) struct RangeJob {
 /// A batch on its way to the pipeline: decoded already, or being decoded.
 pub(super) enum Job {
     Ready(EventBatch),
-    Decoding(JoinHandle<EventBatch>),
+    Decoding(oneshot::Receiver<EventBatch>),
 }
+
+/// A job for the decode workers, and where its batch goes.
+pub(super) type Work = (RangeJob, oneshot::Sender<EventBatch>);
 
 /// What decoding needs, shared by the reader and the decode jobs.
 pub(super) struct DecodeShared {
@@ -93,10 +96,37 @@ impl DecodeShared {
         }
     }
 
-    /// Starts a job on the blocking pool.
-    pub(super) fn start(self: &Arc<Self>, runtime: &tokio::runtime::Handle, job: RangeJob) -> Job {
-        let shared = Arc::clone(self);
-        Job::Decoding(runtime.spawn_blocking(move || shared.run(job)))
+    /// Starts `count` decode threads taking jobs from the returned queue
+    /// in the order they were queued, so a job's predecessor in its file's
+    /// hand-off chain is always taken first. One thread per core keeps the
+    /// cores busy without crowding out the pipeline's own threads, which a
+    /// job per blocking-pool thread did. The threads end with the queue.
+    pub(super) fn start_workers(self: &Arc<Self>, count: usize) -> std::sync::mpsc::Sender<Work> {
+        let (queue, jobs) = std::sync::mpsc::channel::<Work>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..count.max(1) {
+            let shared = Arc::clone(self);
+            let jobs = Arc::clone(&jobs);
+            let spawned = std::thread::Builder::new()
+                .name("tail-decode".into())
+                .spawn(move || {
+                    loop {
+                        let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        let Ok((job, reply)) = next else { break };
+                        // A panicking job drops its reply and its ack: the
+                        // forwarder reports it and the batch counts as failed.
+                        if let Ok(batch) =
+                            std::panic::catch_unwind(AssertUnwindSafe(|| shared.run(job)))
+                        {
+                            let _ = reply.send(batch);
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "Could not start a decode thread.");
+            }
+        }
+        queue
     }
 
     fn run(&self, job: RangeJob) -> EventBatch {
@@ -119,15 +149,18 @@ impl DecodeShared {
         let cut = carry.cut(range, job.offset, self.max_line_size);
         if short && !carry.is_broken() {
             carry.break_chain();
-            job.resume
-                .store(carry.line_start(), Ordering::Release);
+            job.resume.store(carry.line_start(), Ordering::Release);
         }
         let finished = if job.finish { carry.finish() } else { None };
         job.end.store(carry.line_start(), Ordering::Release);
         let lines = cut
             .first
             .into_iter()
-            .chain(whole_lines(&cut.whole, cut.whole_offset, self.max_line_size))
+            .chain(whole_lines(
+                &cut.whole,
+                cut.whole_offset,
+                self.max_line_size,
+            ))
             .chain(cut.last)
             .chain(finished);
         if self.parallel {
@@ -241,12 +274,12 @@ pub(super) async fn forward(mut jobs: mpsc::Receiver<Job>, out: EventSender) {
     while let Some(job) = jobs.recv().await {
         let batch = match job {
             Job::Ready(batch) => batch,
-            Job::Decoding(handle) => match handle.await {
+            Job::Decoding(reply) => match reply.await {
                 Ok(batch) => batch,
                 // A panicking job dropped its ack: the batch counts as failed
                 // and its position stays before it.
-                Err(e) => {
-                    tracing::error!(error = %e, "A decode job failed.");
+                Err(_) => {
+                    tracing::error!("A decode job failed.");
                     continue;
                 }
             },

@@ -336,11 +336,14 @@ impl TailConfig {
             stats.counters_arc(),
             settings.max_line_size,
         );
+        let decode = std::sync::Arc::new(decode);
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let tailer = Tailer {
             watcher: DirWatcher::new(self.watch, wake_tx.clone()),
             emit: Emitter {
                 jobs: jobs_tx,
-                decode: std::sync::Arc::new(decode),
+                workers: decode.start_workers(cores),
+                decode,
                 counters: stats.counters_arc(),
                 runtime: tokio::runtime::Handle::current(),
                 wake: wake_tx.clone(),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, sync_channel};
 use std::time::Instant;
 
-use super::batch::{DecodeShared, Job, NO_RESUME, RangeJob};
+use super::batch::{DecodeShared, Job, NO_RESUME, RangeJob, Work};
 use super::carry::Carry;
 use super::fingerprint::Fingerprint;
 use super::stats::{FileStats, TailCounters};
@@ -33,6 +33,8 @@ pub(super) struct Emitter {
     /// Batches in the order they were cut, to the forwarder.
     pub(super) jobs: tokio::sync::mpsc::Sender<Job>,
     pub(super) decode: Arc<DecodeShared>,
+    /// The decode threads' queue.
+    pub(super) workers: Sender<Work>,
     pub(super) counters: Arc<TailCounters>,
     pub(super) runtime: tokio::runtime::Handle,
     pub(super) wake: Sender<Wake>,
@@ -287,7 +289,12 @@ impl TailedFile {
 
     /// Starts a decode job for the `len` bytes at the read position, as one
     /// acknowledged batch registered in the window.
-    fn hand_out(&mut self, emit: &mut Emitter, len: u64, finish: bool) -> Result<(), PipelineClosed> {
+    fn hand_out(
+        &mut self,
+        emit: &mut Emitter,
+        len: u64,
+        finish: bool,
+    ) -> Result<(), PipelineClosed> {
         let offset = self.read_pos;
         self.read_pos += len;
         let (next, chain) = sync_channel(1);
@@ -312,24 +319,27 @@ impl TailedFile {
                 status,
             });
         });
-        let job = emit.decode.start(
-            &emit.runtime,
-            RangeJob {
-                file: Arc::clone(&self.file),
-                offset,
-                // A range is at most `RANGE_SIZE`.
-                len: usize::try_from(len).unwrap_or(usize::MAX),
-                finish,
-                previous,
-                next,
-                tag: self.tag.clone(),
-                label: Arc::clone(&self.label),
-                ack,
-                end,
-                resume: Arc::clone(&self.resume),
-            },
-        );
-        emit.jobs.blocking_send(job).map_err(|_| PipelineClosed)
+        let job = RangeJob {
+            file: Arc::clone(&self.file),
+            offset,
+            // A range is at most `RANGE_SIZE`.
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+            finish,
+            previous,
+            next,
+            tag: self.tag.clone(),
+            label: Arc::clone(&self.label),
+            ack,
+            end,
+            resume: Arc::clone(&self.resume),
+        };
+        let (reply, batch) = tokio::sync::oneshot::channel();
+        emit.workers
+            .send((job, reply))
+            .map_err(|_| PipelineClosed)?;
+        emit.jobs
+            .blocking_send(Job::Decoding(batch))
+            .map_err(|_| PipelineClosed)
     }
 }
 
