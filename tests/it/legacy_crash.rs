@@ -175,3 +175,50 @@ fn legacy_requests_waiting_for_responses_survive_kill_9() {
         );
     }
 }
+
+/// Legacy lines join in file order even though the reader hands the file out
+/// in 1 MiB ranges to several decode threads: each range decodes only after
+/// the one before it, so every response finds its request, however far
+/// apart they are.
+#[test]
+fn legacy_joins_across_read_ranges_keep_file_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root: PathBuf = dir.path().to_owned();
+    let log = root.join("audit.log");
+    fs::write(
+        root.join("policy.yaml"),
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )
+    .expect("policy");
+    let config = config(&root).replace(
+        "join_timeout",
+        "stop_at_eof = true\nmax_unacked = \"64MiB\"\njoin_timeout",
+    );
+    fs::write(root.join("auditrail.toml"), config).expect("config");
+    // Each response follows its request 300 requests later.
+    const PAIRS: usize = 12_000;
+    const LAG: usize = 300;
+    let id = |n: usize| format!("req-{n}");
+    let mut text = String::new();
+    let mut responded = Vec::new();
+    for n in 0..PAIRS + LAG {
+        if n < PAIRS {
+            text.push_str(&request(&id(n)));
+        }
+        if n >= LAG {
+            text.push_str(&response(&id(n - LAG)));
+            responded.push(id(n - LAG));
+        }
+    }
+    assert!(text.len() > 3 << 20, "spans several ranges");
+    fs::write(&log, &text).expect("log");
+    let out = root.join("out.jsonl");
+    let mut agent = start(dir, &out);
+    let status = agent.wait(WAIT);
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        answered(&out),
+        responded,
+        "joined in the order of the responses"
+    );
+}

@@ -923,3 +923,45 @@ fn files_found_at_start_are_read_at_once() {
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_exactly_once(&lines, 0..100);
 }
+
+/// The reader hands out a file in 1 MiB ranges that decode jobs read and
+/// cut in parallel, so lines straddle ranges, and some span several. Every
+/// line still comes out whole, once, byte for byte, in file order.
+#[test]
+fn lines_across_read_ranges_arrive_whole_and_in_file_order() {
+    let setup = Setup::new(r#""{logs}/audit.log""#, "stop_at_eof = true");
+    let mut expected = Vec::new();
+    let mut text = String::new();
+    for id in 0..4_000u64 {
+        // Mostly a few KiB (odd lengths, so range ends fall anywhere in a
+        // line); every 700th line over 1 MiB, so it spans two or three ranges.
+        let pad = if id % 700 == 350 {
+            (1 << 20) + 4_099 * (id / 700) as usize
+        } else {
+            (id as usize * 7_919) % 3_001
+        };
+        let line = format!(r#"{{"id":{id},"pad":"{}"}}"#, "x".repeat(pad));
+        text.push_str(&line);
+        text.push('\n');
+        expected.push(line);
+    }
+    assert!(text.len() > 10 << 20, "spans ten ranges");
+    fs::write(setup.log("audit.log"), &text).unwrap();
+
+    let mut run = setup.start();
+    let status = run.wait_exit();
+    let (lines, stderr) = run.collect();
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert_eq!(lines.len(), expected.len(), "stderr:\n{stderr}");
+    for (n, (got, want)) in lines.iter().zip(&expected).enumerate() {
+        assert!(
+            got == want,
+            "line {n} differs: {} bytes, want {}",
+            got.len(),
+            want.len()
+        );
+    }
+    assert!(!stderr.contains("Skipped a bad line"), "{stderr}");
+    let saved: Vec<u64> = saved_offsets(&setup).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(saved, [text.len() as u64]);
+}

@@ -64,9 +64,11 @@ pub(super) type Work = (RangeJob, oneshot::Sender<EventBatch>);
 /// What decoding needs, shared by the reader and the decode jobs.
 pub(super) struct DecodeShared {
     /// The source's decoder. Stateless formats clone it per job; others use
-    /// it in place, one job after the other.
+    /// it in place on the reader thread.
     pub(super) decoder: Mutex<Decoder>,
-    /// Whether lines decode independently of each other.
+    /// Whether lines decode independently of each other. Formats that join
+    /// lines decode on the reader thread, in file order, so that a flush of
+    /// waiting joins there comes after every line read before it.
     pub(super) parallel: bool,
     pub(super) bad_lines: Mutex<BadLineLog>,
     pub(super) counters: Arc<TailCounters>,
@@ -129,7 +131,9 @@ impl DecodeShared {
         queue
     }
 
-    fn run(&self, job: RangeJob) -> EventBatch {
+    /// Reads, cuts and decodes one range: on a decode thread for stateless
+    /// formats, else in place on the reader thread (see [`Self::parallel`]).
+    pub(super) fn run(&self, job: RangeJob) -> EventBatch {
         let read = if job.len == 0 {
             Ok(Bytes::new())
         } else {
@@ -163,9 +167,9 @@ impl DecodeShared {
             ))
             .chain(cut.last)
             .chain(finished);
+        // The next job needs only where this range's lines end.
+        let _ = job.next.send(carry);
         if self.parallel {
-            // The next job needs only where this range's lines end.
-            let _ = job.next.send(carry);
             let mut decoder = self
                 .decoder
                 .lock()
@@ -175,11 +179,7 @@ impl DecodeShared {
         } else {
             let mut decoder = self.decoder.lock().unwrap_or_else(PoisonError::into_inner);
             *self.last_tag.lock().unwrap_or_else(PoisonError::into_inner) = Some(job.tag.clone());
-            let batch = self.decode(&mut decoder, lines, &job.tag, &job.label, job.ack);
-            drop(decoder);
-            // Only now may the next job decode: lines join in file order.
-            let _ = job.next.send(carry);
-            batch
+            self.decode(&mut decoder, lines, &job.tag, &job.label, job.ack)
         }
     }
 

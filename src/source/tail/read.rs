@@ -333,13 +333,16 @@ impl TailedFile {
             end,
             resume: Arc::clone(&self.resume),
         };
-        let (reply, batch) = tokio::sync::oneshot::channel();
-        emit.workers
-            .send((job, reply))
-            .map_err(|_| PipelineClosed)?;
-        emit.jobs
-            .blocking_send(Job::Decoding(batch))
-            .map_err(|_| PipelineClosed)
+        let job = if emit.decode.parallel {
+            let (reply, batch) = tokio::sync::oneshot::channel();
+            emit.workers
+                .send((job, reply))
+                .map_err(|_| PipelineClosed)?;
+            Job::Decoding(batch)
+        } else {
+            Job::Ready(emit.decode.run(job))
+        };
+        emit.jobs.blocking_send(job).map_err(|_| PipelineClosed)
     }
 }
 
