@@ -296,7 +296,7 @@ fn read_range(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
     let mut buf = buffer_pool::take(len);
     let mut filled = 0;
     while filled < len {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+        match file.read_at(&mut buf[filled..len], offset + filled as u64) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
