@@ -2,10 +2,10 @@
 //! (see `carry.rs`) and decodes them into an event batch, off the reader
 //! thread. Reading in the jobs puts the kernel's copy of the file on every
 //! core rather than on the reader alone. Stateless formats (`json`, `text`)
-//! decode in parallel; formats that join lines decode one job after the
-//! other, in file order. One forwarder task sends the finished batches into
-//! the pipeline in the order the ranges were cut, so a file's events keep
-//! their order.
+//! decode in parallel on one thread per core; formats that join lines decode
+//! on the reader thread, in file order. One forwarder task sends the
+//! finished batches into the pipeline in the order the ranges were cut, so a
+//! file's events keep their order.
 
 use std::fs::File;
 use std::io;

@@ -3,9 +3,11 @@
 //! once across crashes.
 //!
 //! ## What it does
-//! Finds files by glob (`paths` minus `exclude`), reads each from its saved
-//! position in big chunks on a blocking thread, turns lines into events per
-//! `format`, and sends them in batches, each with one acknowledgement. A
+//! Finds files by glob (`paths` minus `exclude`) and reads each from its
+//! saved position in 1 MiB ranges: decode threads (one per core) read the
+//! ranges in parallel, cut them into lines (a line may span ranges), turn
+//! the lines into events per `format`, and send them in file order, in
+//! batches each with one acknowledgement. A
 //! file's position advances only to the end of the longest run of batches
 //! every output has acknowledged, and is saved atomically about once a second
 //! and at shutdown, in `<data_dir>/tail/<name>.positions.json` (or

@@ -25,7 +25,7 @@ use crate::source::PipelineClosed;
 /// Bytes per range (one decode job, one batch): big enough that the cost of
 /// a job is small next to its decoding, small enough to keep both cores busy
 /// within the unacknowledged budget.
-const RANGE_SIZE: u64 = 1 << 20;
+const RANGE_SIZE: usize = 1 << 20;
 
 /// What reading needs besides the file: where batches go and the budget of
 /// unacknowledged bytes shared by every file of the source.
@@ -268,13 +268,16 @@ impl TailedFile {
                 self.at_eof = true;
                 return Ok(ReadOutcome::Eof);
             }
-            let len = (size - self.read_pos).min(RANGE_SIZE);
+            let len =
+                usize::try_from(size - self.read_pos).map_or(RANGE_SIZE, |n| n.min(RANGE_SIZE));
             self.at_eof = false;
             self.finished = false;
             self.last_change = Instant::now();
-            self.bytes_read += len;
-            emit.counters.bytes_read.fetch_add(len, Ordering::Relaxed);
-            handed_out += len;
+            self.bytes_read += len as u64;
+            emit.counters
+                .bytes_read
+                .fetch_add(len as u64, Ordering::Relaxed);
+            handed_out += len as u64;
             self.size = self.size.max(size);
             self.hand_out(emit, len, false)?;
         }
@@ -292,15 +295,15 @@ impl TailedFile {
     fn hand_out(
         &mut self,
         emit: &mut Emitter,
-        len: u64,
+        len: usize,
         finish: bool,
     ) -> Result<(), PipelineClosed> {
         let offset = self.read_pos;
-        self.read_pos += len;
+        self.read_pos += len as u64;
         let (next, chain) = sync_channel(1);
         let previous = std::mem::replace(&mut self.chain, chain);
         let seq = self.window.push();
-        emit.unacked += len;
+        emit.unacked += len as u64;
         emit.counters
             .unacked_bytes
             .store(emit.unacked, Ordering::Relaxed);
@@ -314,7 +317,7 @@ impl TailedFile {
             let _ = wake.send(Wake::Acked {
                 file,
                 seq,
-                bytes: len,
+                bytes: len as u64,
                 end: batch_end.load(Ordering::Acquire),
                 status,
             });
@@ -322,8 +325,7 @@ impl TailedFile {
         let job = RangeJob {
             file: Arc::clone(&self.file),
             offset,
-            // A range is at most `RANGE_SIZE`.
-            len: usize::try_from(len).unwrap_or(usize::MAX),
+            len,
             finish,
             previous,
             next,
