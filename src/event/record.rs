@@ -115,7 +115,9 @@ impl Record {
         };
         let text = indexed_value(raw, index, key)?;
         let text = text.strip_prefix('"')?.strip_suffix('"')?;
-        (!text.as_bytes().contains(&b'\\')).then_some(text)
+        memchr::memchr(b'\\', text.as_bytes())
+            .is_none()
+            .then_some(text)
     }
 
     /// The whole object, parsed on first use.

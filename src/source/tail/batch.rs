@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -76,6 +76,8 @@ pub(super) struct DecodeShared {
     /// The tag of the last batch decoded in place, for legacy joins emitted
     /// later by [`DecodeShared::flush_joins`].
     last_tag: Mutex<Option<Tag>>,
+    /// Events in the last batch decoded.
+    last_batch_len: AtomicUsize,
 }
 
 impl DecodeShared {
@@ -95,6 +97,7 @@ impl DecodeShared {
             counters,
             max_line_size,
             last_tag: Mutex::new(None),
+            last_batch_len: AtomicUsize::new(0),
         }
     }
 
@@ -225,7 +228,9 @@ impl DecodeShared {
         // then stays in this core's cache, instead of one count for the
         // whole file bouncing between the cores that make and drop events.
         let tag = Tag::new(tag.as_str());
-        let mut events = Vec::new();
+        // Sized for a batch like the last one, so pushing rarely regrows.
+        let expected = self.last_batch_len.load(Ordering::Relaxed);
+        let mut events = Vec::with_capacity(expected + expected / 8);
         let mut decoded = Vec::new();
         for line in lines {
             let (offset, bad) = match line {
@@ -254,6 +259,7 @@ impl DecodeShared {
                     .record(label, offset, &bad);
             }
         }
+        self.last_batch_len.store(events.len(), Ordering::Relaxed);
         // The batch's own handle is not an output's copy: it is settled, so
         // a batch of only bad lines counts as delivered.
         ack.settle();
