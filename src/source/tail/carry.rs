@@ -237,6 +237,73 @@ mod tests {
         }
     }
 
+    /// The lines of `text` as one splitter over the whole input gives them.
+    fn reference(text: &[u8], max_line_size: usize) -> Vec<(u64, Option<Vec<u8>>)> {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for (i, _) in text.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            let line = &text[start..i];
+            lines.push((
+                start as u64,
+                (line.len() <= max_line_size).then(|| line.to_vec()),
+            ));
+            start = i + 1;
+        }
+        let rest = &text[start..];
+        if !rest.is_empty() {
+            lines.push((
+                start as u64,
+                (rest.len() <= max_line_size).then(|| rest.to_vec()),
+            ));
+        }
+        lines
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Any text cut at any range ends gives the lines of the text read
+        /// whole, too-long ones reported once where they start.
+        #[test]
+        fn any_ranges_give_the_lines_of_the_whole_text(
+            text in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'\n'),
+                    proptest::prelude::Just(b'a'),
+                    proptest::num::u8::ANY
+                ],
+                0..400,
+            ),
+            cuts in proptest::collection::vec(1usize..64, 1..40),
+            max_line_size in 1usize..40,
+        ) {
+            let bytes = Bytes::from(text.clone());
+            let mut carry = Carry::at(0);
+            let mut lines = Vec::new();
+            let mut offset = 0;
+            for size in cuts.iter().cycle() {
+                if offset >= bytes.len() {
+                    break;
+                }
+                let end = (offset + size).min(bytes.len());
+                let cut = carry.cut(bytes.slice(offset..end), offset as u64, max_line_size);
+                lines.extend(cut.first);
+                lines.extend(whole_lines(&cut.whole, cut.whole_offset, max_line_size));
+                lines.extend(cut.last);
+                offset = end;
+            }
+            lines.extend(carry.finish());
+            let got: Vec<(u64, Option<Vec<u8>>)> = lines
+                .into_iter()
+                .map(|line| match line {
+                    Line::Complete { bytes, offset } => (offset, Some(bytes.to_vec())),
+                    Line::TooLong { offset } => (offset, None),
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, reference(&text, max_line_size));
+        }
+    }
+
     #[test]
     fn a_gap_or_a_short_read_breaks_the_chain() {
         let mut carry = Carry::at(0);
