@@ -965,3 +965,39 @@ fn lines_across_read_ranges_arrive_whole_and_in_file_order() {
     let saved: Vec<u64> = saved_offsets(&setup).into_iter().map(|(_, o)| o).collect();
     assert_eq!(saved, [text.len() as u64]);
 }
+
+/// A file read before a stop and gone at the next start (a rotated backup
+/// compressed and deleted meanwhile) is reported by path and offset: what
+/// was written to it after the stop can no longer be read.
+#[test]
+fn a_file_gone_while_stopped_is_reported_with_its_offset() {
+    let setup = Setup::new(r#""{logs}/*.log""#, "stop_at_eof = true");
+    let (gone, kept) = (setup.log("audit-old.log"), setup.log("audit.log"));
+    append(&gone, 0..10);
+    append(&kept, 100..110);
+    let mut run = setup.start();
+    assert!(run.wait_exit().success());
+    let (lines, _) = run.collect();
+    assert_exactly_once(&lines, (0..10).chain(100..110));
+    let offset = fs::metadata(&gone).unwrap().len();
+
+    append(&gone, 10..20);
+    fs::remove_file(&gone).unwrap();
+    append(&kept, 110..120);
+    let mut run = setup.start();
+    let status = run.wait_exit();
+    let (lines, stderr) = run.collect();
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert_exactly_once(&lines, 110..120);
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("is gone; anything written to it past the saved offset"))
+        .unwrap_or_else(|| panic!("no warning about the vanished file:\n{stderr}"));
+    assert!(warning.contains("audit-old.log"), "{warning}");
+    assert!(warning.contains(&format!("offset={offset}")), "{warning}");
+    assert_eq!(
+        stderr.matches("is gone; anything written").count(),
+        1,
+        "{stderr}"
+    );
+}

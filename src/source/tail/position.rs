@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -128,6 +129,16 @@ impl PositionStore {
         self.unclaimed
             .remove(&(Some(dev), ino))
             .or_else(|| self.unclaimed.remove(&(None, ino)))
+    }
+
+    /// Saved entries whose file is no longer where it was last seen: deleted
+    /// or renamed away while the agent was stopped.
+    pub(super) fn vanished(&self) -> impl Iterator<Item = &PositionEntry> {
+        self.unclaimed.values().filter(|entry| {
+            !fs::metadata(&entry.path).is_ok_and(|meta| {
+                meta.ino() == entry.ino && entry.dev.is_none_or(|dev| dev == meta.dev())
+            })
+        })
     }
 
     /// Forgets saved entries no file has claimed (files gone while stopped).

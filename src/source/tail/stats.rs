@@ -38,6 +38,9 @@ pub struct TailCounters {
     /// Files that were let go after being read to the end (rotated away,
     /// deleted).
     pub released: AtomicU64,
+    /// Files with a saved position found gone at start: what was written to
+    /// them past it was not read.
+    pub vanished: AtomicU64,
     /// Bad lines skipped (not JSON, not UTF-8, over `max_line_size`).
     pub bad_lines: AtomicU64,
     /// Bytes read from all files since the agent started.
@@ -173,7 +176,7 @@ impl Collector for TailStatsSet {
                 }
             }
         }
-        let totals: [(&str, &str, SourceValue); 4] = [
+        let totals: [(&str, &str, SourceValue); 5] = [
             (
                 "tail_truncations",
                 "Files read again from 0 after truncation or copytruncate",
@@ -183,6 +186,11 @@ impl Collector for TailStatsSet {
                 "tail_files_released",
                 "Rotated or deleted files closed after being read to the end",
                 |c| c.released.load(Ordering::Relaxed),
+            ),
+            (
+                "tail_files_vanished",
+                "Files with a saved position found gone at start; what was written to them past it was not read",
+                |c| c.vanished.load(Ordering::Relaxed),
             ),
             (
                 "tail_bad_lines",

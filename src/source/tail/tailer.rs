@@ -65,6 +65,7 @@ enum Stop {
 impl Tailer {
     pub(super) fn run(mut self) {
         self.scan();
+        self.report_vanished();
         match self.follow() {
             Stop::Shutdown => self.finish(),
             Stop::AtEof => self.finish_at_eof(),
@@ -77,6 +78,20 @@ impl Tailer {
             files = self.files.len(),
             "Tail source stopped; skipped {bad} bad lines in total."
         );
+    }
+
+    /// Files that had a saved position and are gone since the agent stopped
+    /// (e.g. a rotated backup compressed and deleted): whatever was written
+    /// to them past that position was not read, and nothing can read it now.
+    fn report_vanished(&self) {
+        for entry in self.store.vanished() {
+            self.emit.counters.vanished.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                path = %entry.path.display(),
+                offset = entry.offset,
+                "A file read before the agent stopped is gone; anything written to it past the saved offset was not read."
+            );
+        }
     }
 
     fn follow(&mut self) -> Stop {

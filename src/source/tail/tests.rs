@@ -82,6 +82,9 @@ fn stats_are_exported_once_per_family() {
     b.counters()
         .truncations
         .fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+    a.counters()
+        .vanished
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let text = metrics.render();
     assert!(
         text.contains(
@@ -91,6 +94,10 @@ fn stats_are_exported_once_per_family() {
     );
     assert!(
         text.contains(r#"auditrail_tail_truncations_total{component="b"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"auditrail_tail_files_vanished_total{component="a"} 1"#),
         "{text}"
     );
     assert_eq!(
