@@ -1001,3 +1001,58 @@ fn a_file_gone_while_stopped_is_reported_with_its_offset() {
         "{stderr}"
     );
 }
+
+/// A deleted file whose events cannot be delivered (the only output's
+/// remote is down) is closed after `max_deleted_hold`, so its disk space
+/// comes back; the bytes never acknowledged are reported and counted.
+#[test]
+fn a_deleted_file_is_closed_after_max_deleted_hold_when_outputs_are_stuck() {
+    let setup = Setup::new(
+        r#""{logs}/audit.log""#,
+        "max_deleted_hold = \"1s\"\nmax_unacked = \"64KiB\"",
+    );
+    // Nothing listens on port 9: every send fails and is retried.
+    let config = fs::read_to_string(&setup.config).unwrap().replace(
+        "type = \"stdout\"",
+        "type = \"http\"\nurl = \"http://127.0.0.1:9/\"",
+    );
+    fs::write(&setup.config, config).unwrap();
+    let log = setup.log("audit.log");
+    append(&log, 0..20_000);
+    let size = fs::metadata(&log).unwrap().len();
+    let run = setup.start();
+    let open_fds = |pid: u32| -> Vec<String> {
+        fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| {
+                dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+                    .map(|target| target.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let pid = run.child.id();
+    assert!(
+        wait_until(WAIT, || open_fds(pid)
+            .iter()
+            .any(|t| t.ends_with("audit.log"))),
+        "the file was never opened"
+    );
+    fs::remove_file(&log).unwrap();
+    assert!(
+        wait_until(WAIT, || !open_fds(pid)
+            .iter()
+            .any(|t| t.contains("audit.log"))),
+        "the deleted file is still open: {:?}",
+        open_fds(pid)
+    );
+    let stderr = run.stderr();
+    let report = stderr
+        .lines()
+        .find(|line| line.contains("after `max_deleted_hold`"))
+        .unwrap_or_else(|| panic!("no report:\n{stderr}"));
+    assert!(report.contains(&format!("size={size}")), "{report}");
+    assert!(
+        report.contains(&format!("unacknowledged_bytes={size}")),
+        "{report}"
+    );
+}

@@ -35,7 +35,10 @@
 //!   restarts.
 //! - Truncation and copytruncate: a file smaller than what was read, or
 //!   whose first bytes changed, is read again from 0 (counted, warned).
-//! - Deleted files are read to the end, then closed. Symlinks are followed;
+//! - Deleted files are read to the end, then closed; one whose events cannot
+//!   be delivered is closed after `max_deleted_hold` anyway (the bytes not
+//!   yet acknowledged are counted as lost), so disk space comes back.
+//!   Symlinks are followed;
 //!   a retargeted link is a new file, the old target is drained.
 //! - A partial last line waits for its newline (`emit_partial_at_shutdown`).
 //! - Bad lines (not JSON, not UTF-8, over `max_line_size`) are counted,
@@ -179,6 +182,12 @@ pub struct TailConfig {
     /// Default `5s`.
     #[serde(default = "default_rotate_wait")]
     pub rotate_wait: Duration,
+    /// A deleted file is kept open until it is read and acknowledged; if its
+    /// events cannot be delivered for this long after the deletion, it is
+    /// closed anyway so its disk space comes back, and the bytes not yet
+    /// acknowledged are counted and reported as lost. Default `1h`.
+    #[serde(default = "default_max_deleted_hold")]
+    pub max_deleted_hold: Duration,
     /// Reading pauses while this many bytes are read but not yet
     /// acknowledged by every output (backpressure). Default `12MiB`.
     #[serde(default = "default_max_unacked")]
@@ -221,6 +230,9 @@ fn default_position_flush_interval() -> Duration {
 fn default_rotate_wait() -> Duration {
     Duration::from_secs(5)
 }
+fn default_max_deleted_hold() -> Duration {
+    Duration::from_secs(3600)
+}
 // 12 MiB keeps up with gzip on both cores (outputs flush every few MiB) while
 // bounding memory; measured faster than 64 MiB, which only added page faults.
 fn default_max_unacked() -> ByteSize {
@@ -237,6 +249,7 @@ pub(super) struct TailSettings {
     poll_interval: std::time::Duration,
     position_flush_interval: std::time::Duration,
     rotate_wait: std::time::Duration,
+    max_deleted_hold: std::time::Duration,
     emit_partial_at_shutdown: bool,
     stop_at_eof: bool,
 }
@@ -323,6 +336,7 @@ impl TailConfig {
             poll_interval: self.poll_interval.0,
             position_flush_interval: self.position_flush_interval.0,
             rotate_wait: self.rotate_wait.0,
+            max_deleted_hold: self.max_deleted_hold.0,
             emit_partial_at_shutdown: self.emit_partial_at_shutdown,
             stop_at_eof: self.stop_at_eof,
         };

@@ -126,6 +126,8 @@ pub(super) struct TailedFile {
     pub(super) size: u64,
     /// Link count at the last stat: 0 once deleted.
     pub(super) links: u64,
+    /// When a stat first found it deleted.
+    pub(super) deleted_since: Option<Instant>,
     bytes_read: u64,
     /// The final partial line was emitted (or counted); nothing follows.
     pub(super) finished: bool,
@@ -166,6 +168,7 @@ impl TailedFile {
             last_change: Instant::now(),
             size: meta.len(),
             links: meta.nlink(),
+            deleted_since: None,
             bytes_read: 0,
             finished: false,
         })
@@ -201,6 +204,9 @@ impl TailedFile {
         let meta = self.file.metadata()?;
         let size = meta.len();
         self.links = meta.nlink();
+        if self.links == 0 && self.deleted_since.is_none() {
+            self.deleted_since = Some(Instant::now());
+        }
         let previous = self.size;
         self.size = size;
         if size < self.read_pos {

@@ -41,6 +41,9 @@ pub struct TailCounters {
     /// Files with a saved position found gone at start: what was written to
     /// them past it was not read.
     pub vanished: AtomicU64,
+    /// Bytes of deleted files closed after `max_deleted_hold` before they
+    /// were read and acknowledged.
+    pub abandoned_bytes: AtomicU64,
     /// Bad lines skipped (not JSON, not UTF-8, over `max_line_size`).
     pub bad_lines: AtomicU64,
     /// Bytes read from all files since the agent started.
@@ -176,7 +179,7 @@ impl Collector for TailStatsSet {
                 }
             }
         }
-        let totals: [(&str, &str, SourceValue); 5] = [
+        let totals: [(&str, &str, SourceValue); 6] = [
             (
                 "tail_truncations",
                 "Files read again from 0 after truncation or copytruncate",
@@ -191,6 +194,11 @@ impl Collector for TailStatsSet {
                 "tail_files_vanished",
                 "Files with a saved position found gone at start; what was written to them past it was not read",
                 |c| c.vanished.load(Ordering::Relaxed),
+            ),
+            (
+                "tail_deleted_bytes_abandoned",
+                "Bytes of deleted files closed after max_deleted_hold before every output acknowledged them",
+                |c| c.abandoned_bytes.load(Ordering::Relaxed),
             ),
             (
                 "tail_bad_lines",

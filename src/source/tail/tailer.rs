@@ -355,9 +355,18 @@ impl Tailer {
     /// idle for `rotate_wait` and fully acknowledged.
     fn release_finished(&mut self) -> Result<(), PipelineClosed> {
         let rotate_wait = self.settings.rotate_wait;
+        let max_deleted_hold = self.settings.max_deleted_hold;
         let mut i = 0;
         while i < self.files.len() {
             let file = &mut self.files[i];
+            let held_too_long = file
+                .deleted_since
+                .is_some_and(|since| since.elapsed() >= max_deleted_hold);
+            if held_too_long && !file.is_drained() {
+                let file = self.files.swap_remove(i);
+                self.abandon(&file);
+                continue;
+            }
             let idle = file.at_eof && file.last_change.elapsed() >= rotate_wait;
             if file.matched || !idle {
                 i += 1;
@@ -388,6 +397,27 @@ impl Tailer {
             tracing::info!(path = %file.label(), offset = file.window.committed(), deleted = file.links == 0, "Released a rotated or deleted file after reading it to the end.");
         }
         Ok(())
+    }
+
+    /// Lets go of a deleted file whose events could not all be delivered
+    /// within `max_deleted_hold`, so that its disk space comes back.
+    fn abandon(&mut self, file: &TailedFile) {
+        let stats = file.stats();
+        let lost = stats.size.saturating_sub(stats.acked_offset);
+        self.emit
+            .counters
+            .abandoned_bytes
+            .fetch_add(lost, Ordering::Relaxed);
+        self.emit.decode.forget(file.label());
+        self.stats.remove(file.stats_id);
+        self.dirty = true;
+        tracing::error!(
+            path = %file.label(),
+            acked_offset = stats.acked_offset,
+            size = stats.size,
+            unacknowledged_bytes = lost,
+            "Closed a deleted file after `max_deleted_hold` to free its disk space, before every output acknowledged it; events from its unacknowledged bytes may be lost."
+        );
     }
 
     /// Shutdown: stop reading, optionally emit partial last lines, wait a
