@@ -39,6 +39,15 @@ match = "**"
     )
 }
 
+/// A policy recording every request at `Metadata`.
+fn write_policy(root: &Path) {
+    fs::write(
+        root.join("policy.yaml"),
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )
+    .expect("policy");
+}
+
 /// Starts the agent in `dir`, its stdout going to `out`.
 fn start(dir: tempfile::TempDir, out: &Path) -> Agent {
     let config = dir.path().join("auditrail.toml");
@@ -104,11 +113,7 @@ fn legacy_requests_waiting_for_responses_survive_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root: PathBuf = dir.path().to_owned();
     let log = root.join("audit.log");
-    fs::write(
-        root.join("policy.yaml"),
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
-    )
-    .expect("policy");
+    write_policy(&root);
     fs::write(root.join("auditrail.toml"), config(&root)).expect("config");
     fs::write(&log, "").expect("log");
     let first_out = root.join("first.jsonl");
@@ -176,20 +181,15 @@ fn legacy_requests_waiting_for_responses_survive_kill_9() {
     }
 }
 
-/// Legacy lines join in file order even though the reader hands the file out
-/// in 1 MiB ranges to several decode threads: each range decodes only after
-/// the one before it, so every response finds its request, however far
-/// apart they are.
+/// Legacy lines join in file order even though the file is read in 1 MiB
+/// ranges, with lines straddling them: every response finds its request,
+/// however far apart they are, and none is flushed as unanswered early.
 #[test]
 fn legacy_joins_across_read_ranges_keep_file_order() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root: PathBuf = dir.path().to_owned();
     let log = root.join("audit.log");
-    fs::write(
-        root.join("policy.yaml"),
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
-    )
-    .expect("policy");
+    write_policy(&root);
     let config = config(&root).replace(
         "join_timeout",
         "stop_at_eof = true\nmax_unacked = \"64MiB\"\njoin_timeout",

@@ -228,8 +228,9 @@ impl DecodeShared {
         // then stays in this core's cache, instead of one count for the
         // whole file bouncing between the cores that make and drop events.
         let tag = Tag::new(tag.as_str());
-        // Sized for a batch like the last one, so pushing rarely regrows.
-        let expected = self.last_batch_len.load(Ordering::Relaxed);
+        // Sized for a batch like the last one, so pushing rarely regrows
+        // (within reason: a range of tiny lines makes a huge batch).
+        let expected = self.last_batch_len.load(Ordering::Relaxed).min(8192);
         let mut events = Vec::with_capacity(expected + expected / 8);
         let mut decoded = Vec::new();
         for line in lines {

@@ -38,8 +38,10 @@
 //! - Deleted files are read to the end, then closed; one whose events cannot
 //!   be delivered is closed after `max_deleted_hold` anyway (the bytes not
 //!   yet acknowledged are counted as lost), so disk space comes back.
-//!   Symlinks are followed;
-//!   a retargeted link is a new file, the old target is drained.
+//! - A file with a saved position that is gone at start (rotated away and
+//!   deleted while the agent was stopped) is warned about and counted.
+//! - Symlinks are followed; a retargeted link is a new file, the old target
+//!   is drained.
 //! - A partial last line waits for its newline (`emit_partial_at_shutdown`).
 //! - Bad lines (not JSON, not UTF-8, over `max_line_size`) are counted,
 //!   logged once per file and kind with their offset, and skipped.
@@ -53,7 +55,8 @@
 //! ## Metrics
 //! `auditrail_events_in_total`, `auditrail_errors_total` (bad lines, failed
 //! position writes), and `auditrail_tail_*`: per-file size, read and
-//! acknowledged offsets; truncations, released files, bad lines, bytes read.
+//! acknowledged offsets; truncations, released files, files found gone at
+//! start, bytes of deleted files abandoned, bad lines, bytes read.
 
 mod batch;
 mod carry;
