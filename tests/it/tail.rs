@@ -1056,3 +1056,71 @@ fn a_deleted_file_is_closed_after_max_deleted_hold_when_outputs_are_stuck() {
         "{report}"
     );
 }
+
+/// The tailed descriptors of a running agent: its open files under `logs/`.
+fn open_logs(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().contains("/logs/"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// With more files than `max_open_files`, idle files are closed to make
+/// room and opened again when they grow: every line is read exactly once,
+/// and no more than the limit is ever open.
+#[test]
+fn more_files_than_max_open_files_are_all_read_within_the_limit() {
+    let setup = Setup::new(r#""{logs}/*.log""#, "max_open_files = 3");
+    let files: Vec<PathBuf> = (0..12)
+        .map(|n| setup.log(&format!("f{n:02}.log")))
+        .collect();
+    for (n, file) in files.iter().enumerate() {
+        let first = n as u64 * 1000;
+        append(file, first..first + 50);
+    }
+    let run = setup.start();
+    let pid = run.child.id();
+    let mut most_open = 0;
+    let mut sample_until = |count: usize| {
+        let deadline = Instant::now() + WAIT;
+        while run.count() < count && Instant::now() < deadline {
+            most_open = most_open.max(open_logs(pid));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    sample_until(600);
+    // Every file was read and most were closed again; now all grow.
+    for (n, file) in files.iter().enumerate() {
+        let first = n as u64 * 1000 + 50;
+        append(file, first..first + 10);
+    }
+    sample_until(720);
+    let (lines, stderr) = run.stop();
+    assert!(
+        most_open <= 3,
+        "{most_open} files open at once; stderr:\n{stderr}"
+    );
+    let ids = (0..12u64).flat_map(|n| n * 1000..n * 1000 + 60);
+    assert_exactly_once(&lines, ids);
+    assert!(stderr.contains("wait for a descriptor"), "{stderr}");
+}
+
+/// `stop_at_eof` waits for files that had to wait for a descriptor.
+#[test]
+fn stop_at_eof_reads_files_that_waited_for_a_descriptor() {
+    let setup = Setup::new(
+        r#""{logs}/*.log""#,
+        "max_open_files = 2\nstop_at_eof = true",
+    );
+    for n in 0..5u64 {
+        append(&setup.log(&format!("f{n}.log")), n * 1000..n * 1000 + 20);
+    }
+    let mut run = setup.start();
+    let status = run.wait_exit();
+    let (lines, stderr) = run.collect();
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert_exactly_once(&lines, (0..5u64).flat_map(|n| n * 1000..n * 1000 + 20));
+}

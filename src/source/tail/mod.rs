@@ -40,6 +40,9 @@
 //!   yet acknowledged are counted as lost), so disk space comes back.
 //! - A file with a saved position that is gone at start (rotated away and
 //!   deleted while the agent was stopped) is warned about and counted.
+//! - At most `max_open_files` files are open: beyond it, idle files (read to
+//!   their end, acknowledged, unchanged for `rotate_wait`) are closed with
+//!   their position kept, and opened again when a scan finds them grown.
 //! - Symlinks are followed; a retargeted link is a new file, the old target
 //!   is drained.
 //! - A partial last line waits for its newline (`emit_partial_at_shutdown`).
@@ -191,6 +194,13 @@ pub struct TailConfig {
     /// acknowledged are counted and reported as lost. Default `1h`.
     #[serde(default = "default_max_deleted_hold")]
     pub max_deleted_hold: Duration,
+    /// At most this many files are open at once. Beyond it, a file that is
+    /// read to its end, acknowledged and unchanged for `rotate_wait` is
+    /// closed (its position kept) to make room, and opened again when a scan
+    /// finds it grown; files with unread data wait for a free descriptor.
+    /// Default `1024`.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
     /// Reading pauses while this many bytes are read but not yet
     /// acknowledged by every output (backpressure). Default `12MiB`.
     #[serde(default = "default_max_unacked")]
@@ -233,6 +243,9 @@ fn default_position_flush_interval() -> Duration {
 fn default_rotate_wait() -> Duration {
     Duration::from_secs(5)
 }
+fn default_max_open_files() -> usize {
+    1024
+}
 fn default_max_deleted_hold() -> Duration {
     Duration::from_secs(3600)
 }
@@ -253,6 +266,7 @@ pub(super) struct TailSettings {
     position_flush_interval: std::time::Duration,
     rotate_wait: std::time::Duration,
     max_deleted_hold: std::time::Duration,
+    max_open_files: usize,
     emit_partial_at_shutdown: bool,
     stop_at_eof: bool,
 }
@@ -340,6 +354,7 @@ impl TailConfig {
             position_flush_interval: self.position_flush_interval.0,
             rotate_wait: self.rotate_wait.0,
             max_deleted_hold: self.max_deleted_hold.0,
+            max_open_files: self.max_open_files.max(1),
             emit_partial_at_shutdown: self.emit_partial_at_shutdown,
             stop_at_eof: self.stop_at_eof,
         };
@@ -385,6 +400,7 @@ impl TailConfig {
             last_check: now,
             started: now,
             save_failed: false,
+            waiting: 0,
         };
         Ok(Box::pin(async move {
             let shutdown = cx.shutdown.clone();

@@ -134,19 +134,33 @@ impl PositionStore {
     /// Saved entries whose file is no longer where it was last seen: deleted
     /// or renamed away while the agent was stopped.
     pub(super) fn vanished(&self) -> impl Iterator<Item = &PositionEntry> {
-        self.unclaimed.values().filter(|entry| {
-            !fs::metadata(&entry.path).is_ok_and(|meta| {
-                meta.ino() == entry.ino && entry.dev.is_none_or(|dev| dev == meta.dev())
-            })
-        })
+        self.unclaimed.values().filter(|entry| is_gone(entry))
     }
 
-    /// Forgets saved entries no file has claimed (files gone while stopped).
-    pub(super) fn forget_unclaimed(&mut self) {
-        for entry in self.unclaimed.values() {
-            tracing::debug!(path = %entry.path.display(), offset = entry.offset, "Forgot the position of a file that is gone.");
-        }
-        self.unclaimed.clear();
+    /// Forgets saved entries whose file is gone (files that vanished while
+    /// stopped); entries of files closed while idle stay.
+    pub(super) fn forget_vanished(&mut self) {
+        self.unclaimed.retain(|_, entry| {
+            let gone = is_gone(entry);
+            if gone {
+                tracing::debug!(path = %entry.path.display(), offset = entry.offset, "Forgot the position of a file that is gone.");
+            }
+            !gone
+        });
+    }
+
+    /// Keeps the position of a file closed while idle, for when it is opened
+    /// again.
+    pub(super) fn park(&mut self, entry: PositionEntry) {
+        self.unclaimed.insert((entry.dev, entry.ino), entry);
+    }
+
+    /// Whether the file `(dev, ino)` of `size` bytes was closed while idle
+    /// and has not grown since: it needs no descriptor yet.
+    pub(super) fn is_parked_unchanged(&self, dev: u64, ino: u64, size: u64) -> bool {
+        self.unclaimed
+            .get(&(Some(dev), ino))
+            .is_some_and(|entry| entry.offset == size)
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -169,6 +183,12 @@ impl PositionStore {
             source,
         })
     }
+}
+
+/// Whether the entry's file is no longer at its path.
+fn is_gone(entry: &PositionEntry) -> bool {
+    !fs::metadata(&entry.path)
+        .is_ok_and(|meta| meta.ino() == entry.ino && entry.dev.is_none_or(|dev| dev == meta.dev()))
 }
 
 fn parse(text: &[u8]) -> Result<Vec<PositionEntry>, String> {

@@ -16,6 +16,7 @@ use std::time::Instant;
 use super::batch::{DecodeShared, Job, NO_RESUME, RangeJob, Work};
 use super::carry::Carry;
 use super::fingerprint::Fingerprint;
+use super::position::PositionEntry;
 use super::stats::{FileStats, TailCounters};
 use super::watch::Wake;
 use super::window::AckWindow;
@@ -186,6 +187,18 @@ impl TailedFile {
     /// The last read found the end, and nothing was seen beyond it since.
     pub(super) fn is_read_to_end(&self) -> bool {
         self.at_eof && self.read_pos >= self.size
+    }
+
+    /// Its saved position: the end of what every output acknowledged.
+    pub(super) fn position_entry(&self, updated: i64) -> PositionEntry {
+        PositionEntry {
+            path: self.path.clone(),
+            dev: Some(self.dev),
+            ino: self.ino,
+            fingerprint: Some(self.fingerprint),
+            offset: self.window.committed(),
+            updated,
+        }
     }
 
     pub(super) fn stats(&self) -> FileStats {

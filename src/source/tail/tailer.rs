@@ -52,6 +52,9 @@ pub(super) struct Tailer {
     pub(super) last_check: Instant,
     pub(super) started: Instant,
     pub(super) save_failed: bool,
+    /// Files found with unread bytes that the last scan could not open
+    /// (`max_open_files`).
+    pub(super) waiting: usize,
 }
 
 /// Why the loop stopped.
@@ -126,6 +129,9 @@ impl Tailer {
                 self.last_check = Instant::now();
                 rescan |= self.check_files();
             }
+            // A file waiting for a descriptor gets one as soon as an open
+            // file goes idle, not a `refresh_interval` later.
+            rescan |= self.waiting > 0 && self.files.iter().any(|f| self.is_idle(f));
             if rescan || self.last_scan.elapsed() >= self.settings.refresh_interval {
                 self.scan();
             }
@@ -138,15 +144,13 @@ impl Tailer {
             }
             if self.settings.stop_at_eof
                 && !busy
+                && self.waiting == 0
                 && self.files.iter().all(TailedFile::is_read_to_end)
             {
                 return Stop::AtEof;
             }
             if let Err(PipelineClosed) = self.release_finished() {
                 return Stop::PipelineClosed;
-            }
-            if self.scanned_once && self.started.elapsed() >= FORGET_UNCLAIMED_AFTER {
-                self.store.forget_unclaimed();
             }
             self.save(false);
         }
@@ -181,10 +185,14 @@ impl Tailer {
     fn scan(&mut self) {
         self.last_scan = Instant::now();
         let found = self.globs.scan();
+        let mut waiting = 0;
         let mut dirs: HashSet<PathBuf> = found.dirs.iter().cloned().collect();
         for file in &mut self.files {
             file.matched = false;
         }
+        // Known files first, so that every open file is marked as still at
+        // its path before any is chosen to close for a new one.
+        let mut new = Vec::new();
         for path in found.files {
             let Ok(meta) = fs::metadata(&path) else {
                 continue;
@@ -199,9 +207,36 @@ impl Tailer {
                     file.path = path;
                 }
                 file.matched = true;
-                continue;
+            } else {
+                new.push((path, meta));
+            }
+        }
+        for (path, meta) in new {
+            if self.files.len() >= self.settings.max_open_files {
+                if self
+                    .store
+                    .is_parked_unchanged(meta.dev(), meta.ino(), meta.len())
+                {
+                    // Closed while idle and still read to its end.
+                    continue;
+                }
+                if !self.park_an_idle_file() {
+                    waiting += 1;
+                    continue;
+                }
             }
             self.open(path);
+        }
+        if waiting > 0 && self.waiting == 0 {
+            tracing::warn!(
+                waiting,
+                max_open_files = self.settings.max_open_files,
+                "Files with unread data wait for a descriptor (`max_open_files`); they are opened as open files go idle."
+            );
+        }
+        self.waiting = waiting;
+        if self.started.elapsed() >= FORGET_UNCLAIMED_AFTER {
+            self.store.forget_vanished();
         }
         // Symlinked files live elsewhere: watch where they really are too.
         dirs.extend(self.files.iter().filter_map(|f| f.real_dir.clone()));
@@ -210,6 +245,31 @@ impl Tailer {
         }
         self.watcher.retain(&dirs);
         self.scanned_once = true;
+    }
+
+    /// Whether an open file could be closed to make room: still at its
+    /// path, read to its end, acknowledged, and unchanged for `rotate_wait`.
+    fn is_idle(&self, file: &TailedFile) -> bool {
+        file.matched && file.is_drained() && file.last_change.elapsed() >= self.settings.rotate_wait
+    }
+
+    /// Closes the open file idle the longest, keeping its position for when
+    /// it grows; returns false if no file is idle.
+    fn park_an_idle_file(&mut self) -> bool {
+        let Some(i) = (0..self.files.len())
+            .filter(|&i| self.is_idle(&self.files[i]))
+            .min_by_key(|&i| self.files[i].last_change)
+        else {
+            return false;
+        };
+        let file = self.files.swap_remove(i);
+        self.store
+            .park(file.position_entry(chrono::Utc::now().timestamp()));
+        self.emit.decode.forget(file.label());
+        self.stats.remove(file.stats_id);
+        self.dirty = true;
+        tracing::debug!(path = %file.label(), offset = file.window.committed(), "Closed an idle file to stay within `max_open_files`.");
+        true
     }
 
     /// Starts reading a newly found file at its saved position, or where
@@ -514,18 +574,8 @@ impl Tailer {
             return;
         }
         let now = chrono::Utc::now().timestamp();
-        let entries: Vec<PositionEntry> = self
-            .files
-            .iter()
-            .map(|f| PositionEntry {
-                path: f.path.clone(),
-                dev: Some(f.dev),
-                ino: f.ino,
-                fingerprint: Some(f.fingerprint),
-                offset: f.window.committed(),
-                updated: now,
-            })
-            .collect();
+        let entries: Vec<PositionEntry> =
+            self.files.iter().map(|f| f.position_entry(now)).collect();
         self.last_save = Instant::now();
         match self.store.save(entries) {
             Ok(()) => {
