@@ -15,6 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +73,10 @@ pub(super) enum PositionError {
 pub(super) struct PositionStore {
     path: PathBuf,
     unclaimed: HashMap<(Option<u64>, u64), PositionEntry>,
+    /// Modification times of the unclaimed entries' files when they were
+    /// closed while idle: a file with the same inode and size but another
+    /// time is not the one closed (an inode reused for a new file).
+    parked: HashMap<(Option<u64>, u64), SystemTime>,
     /// No usable position file existed: files found at the first scan start
     /// where `read_from` says.
     pub(super) first_start: bool,
@@ -84,6 +89,7 @@ impl PositionStore {
         let mut store = Self {
             path: path.to_owned(),
             unclaimed: HashMap::new(),
+            parked: HashMap::new(),
             first_start: true,
         };
         if let Some(dir) = path.parent() {
@@ -126,6 +132,7 @@ impl PositionStore {
 
     /// Takes the saved entry for a file, if any.
     pub(super) fn claim(&mut self, dev: u64, ino: u64) -> Option<PositionEntry> {
+        self.parked.remove(&(Some(dev), ino));
         self.unclaimed
             .remove(&(Some(dev), ino))
             .or_else(|| self.unclaimed.remove(&(None, ino)))
@@ -140,8 +147,12 @@ impl PositionStore {
     /// Forgets saved entries whose file is gone (files that vanished while
     /// stopped); entries of files closed while idle stay.
     pub(super) fn forget_vanished(&mut self) {
-        self.unclaimed.retain(|_, entry| {
+        let parked = &mut self.parked;
+        self.unclaimed.retain(|key, entry| {
             let gone = is_gone(entry);
+            if gone {
+                parked.remove(key);
+            }
             if gone {
                 tracing::debug!(path = %entry.path.display(), offset = entry.offset, "Forgot the position of a file that is gone.");
             }
@@ -151,16 +162,23 @@ impl PositionStore {
 
     /// Keeps the position of a file closed while idle, for when it is opened
     /// again.
-    pub(super) fn park(&mut self, entry: PositionEntry) {
-        self.unclaimed.insert((entry.dev, entry.ino), entry);
+    pub(super) fn park(&mut self, entry: PositionEntry, modified: SystemTime) {
+        let key = (entry.dev, entry.ino);
+        self.parked.insert(key, modified);
+        self.unclaimed.insert(key, entry);
     }
 
-    /// Whether the file `(dev, ino)` of `size` bytes was closed while idle
-    /// and has not grown since: it needs no descriptor yet.
-    pub(super) fn is_parked_unchanged(&self, dev: u64, ino: u64, size: u64) -> bool {
-        self.unclaimed
-            .get(&(Some(dev), ino))
-            .is_some_and(|entry| entry.offset == size)
+    /// Whether `meta` is a file closed while idle that has not changed since:
+    /// it needs no descriptor yet.
+    pub(super) fn is_parked_unchanged(&self, meta: &fs::Metadata) -> bool {
+        let key = (Some(meta.dev()), meta.ino());
+        self.parked.get(&key).is_some_and(|modified| {
+            meta.modified().is_ok_and(|now| now == *modified)
+                && self
+                    .unclaimed
+                    .get(&key)
+                    .is_some_and(|e| e.offset == meta.len())
+        })
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -338,5 +356,40 @@ mod tests {
         let e = store.claim(99, 16).unwrap();
         assert_eq!((e.offset, e.fingerprint), (1234, None));
         assert_eq!(store.claim(99, 17), None, "unwatched entries are skipped");
+    }
+
+    #[test]
+    fn a_parked_file_counts_as_unchanged_only_with_its_size_and_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        fs::write(&path, "one\n").unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        let mut store = PositionStore::open(&dir.path().join("pos.json")).unwrap();
+        let parked = PositionEntry {
+            path: path.clone(),
+            dev: Some(meta.dev()),
+            ino: meta.ino(),
+            fingerprint: None,
+            offset: meta.len(),
+            updated: 0,
+        };
+        store.park(parked, meta.modified().unwrap());
+        assert!(store.is_parked_unchanged(&fs::metadata(&path).unwrap()));
+
+        // Same inode and size, another modification time: not the file
+        // that was closed.
+        let earlier = meta.modified().unwrap() - std::time::Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(earlier)
+            .unwrap();
+        assert!(!store.is_parked_unchanged(&fs::metadata(&path).unwrap()));
+
+        fs::write(&path, "one\ntwo\n").unwrap();
+        assert!(!store.is_parked_unchanged(&fs::metadata(&path).unwrap()));
+        assert!(store.claim(meta.dev(), meta.ino()).is_some());
+        assert!(store.parked.is_empty(), "claiming forgets the parked time");
     }
 }

@@ -189,6 +189,11 @@ impl TailedFile {
         self.at_eof && self.read_pos >= self.size
     }
 
+    /// The open file's modification time.
+    pub(super) fn modified(&self) -> io::Result<std::time::SystemTime> {
+        self.file.metadata()?.modified()
+    }
+
     /// Its saved position: the end of what every output acknowledged.
     pub(super) fn position_entry(&self, updated: i64) -> PositionEntry {
         PositionEntry {

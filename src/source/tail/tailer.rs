@@ -13,7 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -213,10 +213,7 @@ impl Tailer {
         }
         for (path, meta) in new {
             if self.files.len() >= self.settings.max_open_files {
-                if self
-                    .store
-                    .is_parked_unchanged(meta.dev(), meta.ino(), meta.len())
-                {
+                if self.store.is_parked_unchanged(&meta) {
                     // Closed while idle and still read to its end.
                     continue;
                 }
@@ -263,8 +260,13 @@ impl Tailer {
             return false;
         };
         let file = self.files.swap_remove(i);
-        self.store
-            .park(file.position_entry(chrono::Utc::now().timestamp()));
+        // Without a modification time the file is opened again at every
+        // scan, which is safe.
+        let modified = file.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        self.store.park(
+            file.position_entry(chrono::Utc::now().timestamp()),
+            modified,
+        );
         self.emit.decode.forget(file.label());
         self.stats.remove(file.stats_id);
         self.dirty = true;
