@@ -1124,3 +1124,33 @@ fn stop_at_eof_reads_files_that_waited_for_a_descriptor() {
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_exactly_once(&lines, (0..5u64).flat_map(|n| n * 1000..n * 1000 + 20));
 }
+
+/// `read_from = "end"` holds for files present at the first start even when
+/// they have to wait for a descriptor: only lines written later are read.
+#[test]
+fn read_from_end_holds_for_files_that_wait_for_a_descriptor() {
+    let setup = Setup::new(
+        r#""{logs}/*.log""#,
+        "read_from = \"end\"\nmax_open_files = 2",
+    );
+    let files: Vec<PathBuf> = (0..6).map(|n| setup.log(&format!("f{n}.log"))).collect();
+    for (n, file) in files.iter().enumerate() {
+        append(file, n as u64 * 1000..n as u64 * 1000 + 30);
+    }
+    let run = setup.start();
+    // Two files are open, the other four closed with their positions kept.
+    assert!(wait_until(WAIT, || run
+        .stderr()
+        .matches("Following a file")
+        .count()
+        == 2));
+    for (n, file) in files.iter().enumerate() {
+        append(file, n as u64 * 1000 + 30..n as u64 * 1000 + 35);
+    }
+    run.wait_for_lines(30);
+    std::thread::sleep(Duration::from_millis(500));
+    let (lines, stderr) = run.stop();
+    let new = (0..6u64).flat_map(|n| n * 1000 + 30..n * 1000 + 35);
+    assert_exactly_once(&lines, new);
+    assert!(!stderr.contains("Skipped a bad line"), "{stderr}");
+}

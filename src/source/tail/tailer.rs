@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::TailSettings;
 use super::discover::Globs;
+use super::fingerprint::Fingerprint;
 use super::position::{PositionEntry, PositionStore};
 use super::read::{Change, Emitter, ReadOutcome, TailedFile, end_of_last_line};
 use super::stats::TailStats;
@@ -218,7 +219,12 @@ impl Tailer {
                     continue;
                 }
                 if !self.park_an_idle_file() {
-                    waiting += 1;
+                    let at_end = !self.scanned_once
+                        && self.store.first_start
+                        && matches!(self.settings.read_from, super::ReadFrom::End);
+                    if !at_end || self.park_at_end(&path) {
+                        waiting += 1;
+                    }
                     continue;
                 }
             }
@@ -272,6 +278,28 @@ impl Tailer {
         self.dirty = true;
         tracing::debug!(path = %file.label(), offset = file.window.committed(), "Closed an idle file to stay within `max_open_files`.");
         true
+    }
+
+    /// `read_from = "end"` on a first start holds for a file that has to
+    /// wait for a descriptor too: its position is kept at its end, as if it
+    /// had been opened and closed while idle. Returns whether it still has
+    /// something to read (a partial last line, or it could not be opened).
+    fn park_at_end(&mut self, path: &Path) -> bool {
+        let parked = File::open(path).and_then(|file| {
+            let meta = file.metadata()?;
+            let entry = PositionEntry {
+                path: path.to_owned(),
+                dev: Some(meta.dev()),
+                ino: meta.ino(),
+                fingerprint: Some(Fingerprint::of(&file, meta.len())?),
+                offset: end_of_last_line(&file, meta.len())?,
+                updated: chrono::Utc::now().timestamp(),
+            };
+            let unread = entry.offset < meta.len();
+            self.store.park(entry, meta.modified()?);
+            Ok(unread)
+        });
+        parked.unwrap_or(true)
     }
 
     /// Starts reading a newly found file at its saved position, or where
