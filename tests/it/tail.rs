@@ -193,6 +193,17 @@ match = "**"
     }
 }
 
+/// What the descriptors of process `pid` point at.
+fn open_files(pid: u32) -> Vec<String> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+                .map(|target| target.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn event(id: u64) -> String {
     format!(
         "{{\"id\":{id},\"verb\":\"get\",\"pad\":\"{}\"}}\n",
@@ -1021,29 +1032,20 @@ fn a_deleted_file_is_closed_after_max_deleted_hold_when_outputs_are_stuck() {
     append(&log, 0..20_000);
     let size = fs::metadata(&log).unwrap().len();
     let run = setup.start();
-    let open_fds = |pid: u32| -> Vec<String> {
-        fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|dir| {
-                dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-                    .map(|target| target.display().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let pid = run.child.id();
     assert!(
-        wait_until(WAIT, || open_fds(pid)
+        wait_until(WAIT, || open_files(pid)
             .iter()
             .any(|t| t.ends_with("audit.log"))),
         "the file was never opened"
     );
     fs::remove_file(&log).unwrap();
     assert!(
-        wait_until(WAIT, || !open_fds(pid)
+        wait_until(WAIT, || !open_files(pid)
             .iter()
             .any(|t| t.contains("audit.log"))),
         "the deleted file is still open: {:?}",
-        open_fds(pid)
+        open_files(pid)
     );
     let stderr = run.stderr();
     let report = stderr
@@ -1055,17 +1057,6 @@ fn a_deleted_file_is_closed_after_max_deleted_hold_when_outputs_are_stuck() {
         report.contains(&format!("unacknowledged_bytes={size}")),
         "{report}"
     );
-}
-
-/// The tailed descriptors of a running agent: its open files under `logs/`.
-fn open_logs(pid: u32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| {
-            dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-                .filter(|target| target.to_string_lossy().contains("/logs/"))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 /// With more files than `max_open_files`, idle files are closed to make
@@ -1087,7 +1078,12 @@ fn more_files_than_max_open_files_are_all_read_within_the_limit() {
     let mut sample_until = |count: usize| {
         let deadline = Instant::now() + WAIT;
         while run.count() < count && Instant::now() < deadline {
-            most_open = most_open.max(open_logs(pid));
+            most_open = most_open.max(
+                open_files(pid)
+                    .iter()
+                    .filter(|target| target.contains("/logs/"))
+                    .count(),
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     };
