@@ -40,6 +40,13 @@ impl Event {
         }
     }
 
+    /// This copy's acknowledgement, to settle or fail, leaving an untracked
+    /// one. Outputs done with a batch use it in place: moving each event
+    /// out of the batch only to drop it would copy every event.
+    pub fn take_ack(&mut self) -> Ack {
+        std::mem::replace(&mut self.ack, Ack::none())
+    }
+
     /// A copy for another output; both copies must be settled.
     pub fn fan_out(&self) -> Self {
         Self {

@@ -129,9 +129,8 @@ impl Held {
     fn finish(&mut self, outcome: fn(Ack)) -> u64 {
         let mut events = 0;
         for mut batch in self.batches.drain(..) {
-            // In place: moving each event out only to drop it copies it.
             for event in &mut batch {
-                outcome(std::mem::replace(&mut event.ack, Ack::none()));
+                outcome(event.take_ack());
             }
             events += batch.len() as u64;
         }

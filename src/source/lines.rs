@@ -1,17 +1,9 @@
-//! Splits a byte stream into lines in big chunks (memchr over 256 KiB reads),
-//! handing out each line as a slice of the shared chunk (no copy). A line
-//! longer than `max_line_size` is reported once and skipped to its newline,
-//! so memory stays bounded whatever the input holds. Chunks are read into
-//! pooled buffers (see `buffer_pool.rs`).
+//! Splits a byte stream, pushed in chunks, into lines, handing out each line
+//! as a slice of the buffer (no copy). A line longer than `max_line_size` is
+//! reported once and skipped to its newline, so memory stays bounded
+//! whatever the input holds.
 
-use std::io::{self, Read};
-
-use bytes::Bytes;
-
-use super::buffer_pool;
-
-/// How much is read per call.
-const CHUNK_SIZE: usize = 256 * 1024;
+use bytes::{Bytes, BytesMut};
 
 /// One item of the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,8 +16,8 @@ pub enum Line {
 
 /// Incremental line splitter over any reader.
 pub struct LineSplitter {
-    /// Read but not handed out yet: the unfinished line and what follows.
-    data: Bytes,
+    /// Pushed but not handed out yet: the unfinished line and what follows.
+    data: BytesMut,
     max_line_size: usize,
     /// Stream offset of `data[0]`.
     offset: u64,
@@ -38,7 +30,7 @@ pub struct LineSplitter {
 impl LineSplitter {
     pub fn new(max_line_size: usize, start_offset: u64) -> Self {
         Self {
-            data: Bytes::new(),
+            data: BytesMut::new(),
             max_line_size: max_line_size.max(1),
             offset: start_offset,
             scanned: 0,
@@ -46,37 +38,9 @@ impl LineSplitter {
         }
     }
 
-    /// Reads one chunk; returns the number of bytes read (0 at end of input).
-    pub fn read_from(&mut self, reader: &mut impl Read) -> io::Result<usize> {
-        let pending = self.data.len();
-        // A long unfinished line grows its buffer by doubling, so it is
-        // copied O(1) times per byte however many reads it spans.
-        let size = if pending <= CHUNK_SIZE / 2 {
-            CHUNK_SIZE
-        } else {
-            (pending * 2).max(pending + CHUNK_SIZE)
-        };
-        let mut buf = buffer_pool::take(size);
-        buf[..pending].copy_from_slice(&self.data);
-        let result = loop {
-            match reader.read(&mut buf[pending..]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other,
-            }
-        };
-        match result {
-            Ok(n) if n > 0 => self.data = buffer_pool::into_bytes(buf, pending + n),
-            _ => buffer_pool::recycle(buf),
-        }
-        result
-    }
-
-    /// Appends bytes obtained elsewhere.
+    /// Appends the next chunk of the stream.
     pub fn push(&mut self, data: &[u8]) {
-        let mut joined = Vec::with_capacity(self.data.len() + data.len());
-        joined.extend_from_slice(&self.data);
-        joined.extend_from_slice(data);
-        self.data = Bytes::from(joined);
+        self.data.extend_from_slice(data);
     }
 
     /// The next complete line, or `None` until more input arrives.
@@ -90,15 +54,14 @@ impl LineSplitter {
                 }
                 Some(end) => {
                     let offset = self.offset;
-                    let mut line = self.data.split_to(end + 1);
+                    let line = self.data.split_to(end + 1).freeze();
                     self.offset += line.len() as u64;
                     self.scanned = 0;
                     if end > self.max_line_size {
                         return Some(Line::TooLong { offset });
                     }
-                    line.truncate(end);
                     return Some(Line::Complete {
-                        bytes: line,
+                        bytes: line.slice(..end),
                         offset,
                     });
                 }
@@ -128,7 +91,7 @@ impl LineSplitter {
             return None;
         }
         let offset = self.offset;
-        let line = std::mem::take(&mut self.data);
+        let line = self.data.split().freeze();
         self.offset += line.len() as u64;
         self.scanned = 0;
         Some(Line::Complete {
@@ -157,6 +120,9 @@ impl LineSplitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The size stdin reads in.
+    const CHUNK: usize = 256 * 1024;
 
     fn lines(splitter: &mut LineSplitter) -> Vec<String> {
         std::iter::from_fn(|| splitter.next_line())
@@ -200,14 +166,14 @@ mod tests {
     }
 
     #[test]
-    fn reads_from_a_reader_in_chunks() {
+    fn splits_a_stream_pushed_in_chunks() {
         let data: Vec<u8> = (0..100_000)
             .flat_map(|n| format!("line {n}\n").into_bytes())
             .collect();
-        let mut reader = &data[..];
         let mut s = LineSplitter::new(1 << 20, 0);
         let mut count = 0;
-        while s.read_from(&mut reader).unwrap() > 0 {
+        for chunk in data.chunks(CHUNK) {
+            s.push(chunk);
             while let Some(Line::Complete { bytes, .. }) = s.next_line() {
                 assert!(bytes.starts_with(b"line "));
                 count += 1;
@@ -218,14 +184,14 @@ mod tests {
     }
 
     #[test]
-    fn lines_spanning_many_reads_are_whole_or_skipped() {
-        let long = "y".repeat(5 * CHUNK_SIZE / 2);
+    fn lines_spanning_many_chunks_are_whole_or_skipped() {
+        let long = "y".repeat(5 * CHUNK / 2);
         let data = format!("a\n{long}\nb\n");
         let read_all = |max_line_size| {
-            let mut reader = data.as_bytes();
             let mut s = LineSplitter::new(max_line_size, 0);
             let mut seen = Vec::new();
-            while s.read_from(&mut reader).unwrap() > 0 {
+            for chunk in data.as_bytes().chunks(CHUNK) {
+                s.push(chunk);
                 seen.extend(std::iter::from_fn(|| s.next_line()).map(|line| match line {
                     Line::Complete { bytes, offset } => (offset, bytes.len()),
                     Line::TooLong { offset } => (offset, usize::MAX),
@@ -235,10 +201,7 @@ mod tests {
             seen
         };
         let after = 3 + long.len() as u64;
-        assert_eq!(
-            read_all(4 * CHUNK_SIZE),
-            [(0, 1), (2, long.len()), (after, 1)]
-        );
-        assert_eq!(read_all(CHUNK_SIZE), [(0, 1), (2, usize::MAX), (after, 1)]);
+        assert_eq!(read_all(4 * CHUNK), [(0, 1), (2, long.len()), (after, 1)]);
+        assert_eq!(read_all(CHUNK), [(0, 1), (2, usize::MAX), (after, 1)]);
     }
 }

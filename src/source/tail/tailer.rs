@@ -265,7 +265,7 @@ impl Tailer {
         else {
             return false;
         };
-        let file = self.files.swap_remove(i);
+        let file = self.close(i);
         // Without a modification time the file is opened again at every
         // scan, which is safe.
         let modified = file.modified().unwrap_or(SystemTime::UNIX_EPOCH);
@@ -273,9 +273,6 @@ impl Tailer {
             file.position_entry(chrono::Utc::now().timestamp()),
             modified,
         );
-        self.emit.decode.forget(file.label());
-        self.stats.remove(file.stats_id);
-        self.dirty = true;
         tracing::debug!(path = %file.label(), offset = file.window.committed(), "Closed an idle file to stay within `max_open_files`.");
         true
     }
@@ -453,7 +450,7 @@ impl Tailer {
                 .deleted_since
                 .is_some_and(|since| since.elapsed() >= max_deleted_hold);
             if held_too_long && !file.is_drained() {
-                let file = self.files.swap_remove(i);
+                let file = self.close(i);
                 self.abandon(&file);
                 continue;
             }
@@ -479,14 +476,22 @@ impl Tailer {
                 i += 1;
                 continue;
             }
-            let file = self.files.swap_remove(i);
-            self.emit.decode.forget(file.label());
-            self.stats.remove(file.stats_id);
+            let file = self.close(i);
             self.emit.counters.released.fetch_add(1, Ordering::Relaxed);
-            self.dirty = true;
             tracing::info!(path = %file.label(), offset = file.window.committed(), deleted = file.links == 0, "Released a rotated or deleted file after reading it to the end.");
         }
         Ok(())
+    }
+
+    /// Stops following the `i`th open file: it leaves the saved positions,
+    /// the stats, and the bad-line log (which may report it again if it
+    /// returns).
+    fn close(&mut self, i: usize) -> TailedFile {
+        let file = self.files.swap_remove(i);
+        self.emit.decode.forget(file.label());
+        self.stats.remove(file.stats_id);
+        self.dirty = true;
+        file
     }
 
     /// Lets go of a deleted file whose events could not all be delivered
@@ -498,9 +503,6 @@ impl Tailer {
             .counters
             .abandoned_bytes
             .fetch_add(lost, Ordering::Relaxed);
-        self.emit.decode.forget(file.label());
-        self.stats.remove(file.stats_id);
-        self.dirty = true;
         tracing::error!(
             path = %file.label(),
             acked_offset = stats.acked_offset,
