@@ -62,7 +62,34 @@ pub struct TimeSpec {
     pub format: Option<String>,
 }
 
+/// The field audit events carry their time in when no `time_key` is set:
+/// kube-apiserver writes it on every event, so a replayed log lands in the
+/// day (index, file slice) the events happened, not the day it was read.
+pub const DEFAULT_TIME_KEY: &str = "stageTimestamp";
+
 impl TimeSpec {
+    /// Where a source of `format` reads event times: `time_key` when set, else
+    /// [`DEFAULT_TIME_KEY`] for JSON lines (a record without it is stamped
+    /// with the time it was read). `text` lines have no fields, and the audit
+    /// formats take their times from the request's stages.
+    pub fn for_format(
+        format: InputFormat,
+        time_key: Option<&FieldPath>,
+        time_format: Option<&str>,
+    ) -> Option<Self> {
+        let key = match (format, time_key) {
+            (_, Some(key)) => key.clone(),
+            (InputFormat::Json, None) => {
+                FieldPath::parse(DEFAULT_TIME_KEY).expect("a plain field name")
+            }
+            _ => return None,
+        };
+        Some(Self {
+            key,
+            format: time_format.map(str::to_owned),
+        })
+    }
+
     /// The record's time, if it has a readable one.
     pub fn read(&self, record: &Record) -> Option<DateTime<Utc>> {
         match record.plain_top_level_str(&self.key) {
@@ -172,10 +199,11 @@ impl DecodeSpec {
         };
         Ok(Self {
             format,
-            time: keys.time_key.map(|key| TimeSpec {
-                key: key.get_ref().clone(),
-                format: keys.time_format.map(str::to_owned),
-            }),
+            time: TimeSpec::for_format(
+                format,
+                keys.time_key.map(Spanned::get_ref),
+                keys.time_format,
+            ),
             audit,
         })
     }
@@ -505,6 +533,20 @@ mod tests {
         assert_eq!(out[0].time.timestamp(), 0);
         let out = decode(&mut d, br#"{"other":"2026-11-22T10:00:00Z"}"#).unwrap();
         assert_eq!(out[0].time.timestamp(), 0);
+    }
+
+    #[test]
+    fn json_lines_default_to_stage_timestamp() {
+        let spec = TimeSpec::for_format(InputFormat::Json, None, None).unwrap();
+        let mut d = Decoder::new(InputFormat::Json, Some(spec));
+        let out = decode(&mut d, br#"{"stageTimestamp":"2025-01-02T03:04:05Z"}"#).unwrap();
+        assert_eq!(out[0].time.to_rfc3339(), "2025-01-02T03:04:05+00:00");
+        // An explicit key wins; text and audited lines have no default.
+        let other = FieldPath::parse("at").unwrap();
+        let spec = TimeSpec::for_format(InputFormat::Json, Some(&other), None).unwrap();
+        assert_eq!(spec.key, other);
+        assert!(TimeSpec::for_format(InputFormat::Text, None, None).is_none());
+        assert!(TimeSpec::for_format(InputFormat::AccessJson, None, None).is_none());
     }
 
     #[test]

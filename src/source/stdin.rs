@@ -57,7 +57,8 @@ pub struct StdinConfig {
     /// access record per request; see DESIGN §2). The last two need `policy`.
     #[serde(default)]
     pub format: InputFormat,
-    /// Field holding the event time; default: the time the line was read.
+    /// Field holding the event time; default `stageTimestamp` for `json`
+    /// lines (a line without a readable one takes the time it was read).
     /// Not for `legacy`/`access_json`, whose events take `stageTimestamp`.
     pub time_key: Option<Spanned<FieldPath>>,
     /// strftime format of `time_key`; default RFC 3339.

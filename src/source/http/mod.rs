@@ -51,7 +51,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{BuildError, SourceContext, SourceTask, TimeSpec};
+use super::{BuildError, InputFormat, SourceContext, SourceTask, TimeSpec};
 use crate::config::{ByteSize, Diagnostic, Duration};
 use crate::event::FieldPath;
 
@@ -78,7 +78,8 @@ pub struct HttpConfig {
     /// `[A-Za-z0-9_-]` and is `none` when absent. Default `http`.
     #[serde(default = "default_tag")]
     pub tag: String,
-    /// Field holding the event time; default: the time the request arrived.
+    /// Field holding the event time; default `stageTimestamp` (an event
+    /// without a readable one takes the time the request arrived).
     pub time_key: Option<FieldPath>,
     /// strftime format of `time_key`; default RFC 3339.
     pub time_format: Option<String>,
@@ -327,10 +328,11 @@ impl HttpConfig {
     }
 
     fn time_spec(&self) -> Option<TimeSpec> {
-        self.time_key.clone().map(|key| TimeSpec {
-            key,
-            format: self.time_format.clone(),
-        })
+        TimeSpec::for_format(
+            InputFormat::Json,
+            self.time_key.as_ref(),
+            self.time_format.as_deref(),
+        )
     }
 }
 

@@ -145,8 +145,9 @@ pub struct TailConfig {
     /// first opened. Default `tail`.
     #[serde(default = "default_tag")]
     pub tag: Spanned<String>,
-    /// Field holding the event time (e.g. `stageTimestamp`); default: the
-    /// time the line was read.
+    /// Field holding the event time; default `stageTimestamp` for `json`
+    /// lines (a line without a readable one takes the time it was read).
+    /// `text` lines take the time they were read.
     pub time_key: Option<Spanned<FieldPath>>,
     /// strftime format of `time_key`; default RFC 3339 (numbers are Unix
     /// seconds).
