@@ -165,6 +165,9 @@ fn render(error: &anyhow::Error) -> String {
     if let Some(ConfigError::Invalid(diagnostics)) = error.downcast_ref::<ConfigError>() {
         return diagnostics.to_string();
     }
+    if let Some(diagnostics) = error.downcast_ref::<crate::config::Diagnostics>() {
+        return diagnostics.to_string();
+    }
     let mut text = format!("error: {error}");
     for cause in error.chain().skip(1) {
         text.push_str(&format!("\n  caused by: {cause}"));

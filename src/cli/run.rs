@@ -53,7 +53,9 @@ async fn serve(path: Option<PathBuf>, config: Config) -> anyhow::Result<ExitCode
         Some(api) => Some(start_api(api.listen, &metrics, &readiness).await?),
         None => None,
     };
-    let pipeline = Pipeline::start(&config, &metrics).await?;
+    let pipeline = Pipeline::start(&config, &metrics)
+        .await
+        .map_err(|e| start_error(&config, e))?;
     let mut agent = Agent {
         path,
         config,
@@ -216,9 +218,9 @@ impl Agent {
         let pipeline = match Pipeline::start(&new, &self.metrics).await {
             Ok(pipeline) => pipeline,
             Err(e) => {
+                let rendered = super::render(&start_error(&new, e));
                 tracing::error!(
-                    error = %crate::error_chain(&e),
-                    "The new config failed to start; starting the previous one again."
+                    "The new config failed to start; starting the previous one again.\n{rendered}"
                 );
                 let old = Pipeline::start(&self.config, &self.metrics)
                     .await
@@ -236,6 +238,22 @@ impl Agent {
         }
         self.config = new;
         Ok(Replaced::Yes(pipeline))
+    }
+}
+
+/// Why a pipeline could not start: a diagnostic at the component that
+/// failed, so the operator sees which table of the file to look at.
+fn start_error(config: &Config, error: RunError) -> anyhow::Error {
+    match error {
+        RunError::Start(e) => {
+            let mut message = e.message.clone();
+            if let Some(source) = &e.source {
+                message.push_str(": ");
+                message.push_str(&crate::error_chain(source.as_ref()));
+            }
+            anyhow::Error::new(config.start_failure(&e.component, &message))
+        }
+        other => anyhow::Error::new(other),
     }
 }
 

@@ -97,9 +97,26 @@ impl<'i> ComponentTable<'i> {
         what: &str,
         shared_keys: &[&str],
     ) -> Result<T, Diagnostic> {
+        // Tables inside the component (`tls = { ... }`), to report an error
+        // within one against that table's own keys.
+        let nested: Vec<(String, Range<usize>)> = self
+            .table
+            .iter()
+            .filter(|(_, value)| matches!(value.get_ref(), DeValue::Table(_)))
+            .map(|(key, value)| (key.get_ref().to_string(), value.span()))
+            .collect();
         let value = Spanned::new(self.span, DeValue::Table(self.table));
-        T::deserialize(ValueDeserializer::from(value))
-            .map_err(|e| from_toml_error(&e, what, shared_keys))
+        T::deserialize(ValueDeserializer::from(value)).map_err(|e| {
+            let inner = e.span().and_then(|span| {
+                nested
+                    .iter()
+                    .find(|(_, table)| table.start < span.start && span.end <= table.end)
+            });
+            match inner {
+                Some((key, _)) => from_toml_error(&e, &format!("`{key}` of {what}"), &[]),
+                None => from_toml_error(&e, what, shared_keys),
+            }
+        })
     }
 }
 

@@ -126,17 +126,38 @@ impl std::error::Error for Diagnostics {}
 
 /// The closest of `candidates` to a misspelt `word`, if any is close enough.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let near = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
         .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 3).max(1))
         .min_by_key(|(distance, _)| *distance)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    // A key written without its suffix or prefix (`ca` for `ca_file`) is
+    // too far by edit distance, but unambiguous when one key has it as a part.
+    near.or_else(|| {
+        let mut parts = candidates
+            .iter()
+            .filter(|c| c.split('_').any(|part| part == word) && **c != word);
+        match (parts.next(), parts.next()) {
+            (Some(only), None) => Some(*only),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suggests_near_keys_and_keys_with_the_word_as_a_part() {
+        let keys = ["ca_file", "cert_file", "key_file", "insecure_skip_verify"];
+        assert_eq!(closest("ca_fle", keys), Some("ca_file"));
+        assert_eq!(closest("ca", keys), Some("ca_file"));
+        assert_eq!(closest("file", keys), None, "ambiguous");
+        assert_eq!(closest("password", keys), None);
+    }
 
     #[test]
     fn line_and_column_are_one_based_in_characters() {

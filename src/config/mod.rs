@@ -56,12 +56,16 @@ pub struct ApiConfig {
 #[derive(Debug)]
 pub struct SourceSpec {
     pub name: String,
+    /// Where its `type` is written, for errors about the whole component.
+    pub type_span: std::ops::Range<usize>,
     pub config: SourceConfig,
 }
 
 #[derive(Debug)]
 pub struct FilterSpec {
     pub name: String,
+    /// Where its `type` is written, for errors about the whole component.
+    pub type_span: std::ops::Range<usize>,
     pub pattern: TagPattern,
     pub pattern_span: std::ops::Range<usize>,
     pub config: FilterConfig,
@@ -70,6 +74,8 @@ pub struct FilterSpec {
 #[derive(Debug)]
 pub struct OutputSpec {
     pub name: String,
+    /// Where its `type` is written, for errors about the whole component.
+    pub type_span: std::ops::Range<usize>,
     pub pattern: TagPattern,
     pub pattern_span: std::ops::Range<usize>,
     pub config: OutputConfig,
@@ -128,6 +134,35 @@ impl Config {
                 file,
                 items: problems,
             })),
+        }
+    }
+
+    /// A component that failed to start, as a diagnostic at its `type`.
+    pub fn start_failure(&self, component: &str, message: &str) -> Diagnostics {
+        let span = self
+            .sources
+            .iter()
+            .map(|s| (&s.name, &s.type_span, "source"))
+            .chain(
+                self.filters
+                    .iter()
+                    .map(|f| (&f.name, &f.type_span, "filter")),
+            )
+            .chain(
+                self.outputs
+                    .iter()
+                    .map(|o| (&o.name, &o.type_span, "output")),
+            )
+            .find(|(name, _, _)| name.as_str() == component);
+        let mut diagnostic = Diagnostic::new(format!("`{component}` failed to start: {message}"));
+        if let Some((_, span, section)) = span {
+            diagnostic = diagnostic
+                .at(span.clone())
+                .with_label(format!("this {section}"));
+        }
+        Diagnostics {
+            file: self.file.clone(),
+            items: vec![diagnostic],
         }
     }
 
@@ -282,6 +317,7 @@ fn parse_component(
             let source = SourceConfig::from_component(&kind, table)?;
             config.sources.push(SourceSpec {
                 name,
+                type_span: kind.span(),
                 config: source,
             });
         }
@@ -289,6 +325,7 @@ fn parse_component(
             let filter = FilterConfig::from_component(&kind, table, file)?;
             config.filters.push(FilterSpec {
                 name,
+                type_span: kind.span(),
                 pattern: pattern.expect("filters have a pattern"),
                 pattern_span,
                 config: filter,
@@ -313,6 +350,7 @@ fn parse_component(
             let output = OutputConfig::from_component(&kind, table, file)?;
             config.outputs.push(OutputSpec {
                 name,
+                type_span: kind.span(),
                 pattern: pattern.expect("outputs have a pattern"),
                 pattern_span,
                 config: output,

@@ -91,8 +91,8 @@ impl Pipeline {
         };
         if let Err(e) = pipeline.start_components(config, metrics) {
             // The partial pipeline's own outcome matters less than why it
-            // could not start.
-            let _ = pipeline.stop().await;
+            // could not start, and it did not "stop cleanly": say nothing.
+            let _ = pipeline.drain().await;
             return Err(RunError::Start(e));
         }
         tracing::info!(
@@ -174,7 +174,13 @@ impl Pipeline {
     /// Stops sources, lets the router route what was queued, and waits for
     /// outputs to flush and settle (positions are saved on acks), within
     /// the config's `shutdown_timeout`.
-    pub async fn stop(mut self) -> Result<(), RunError> {
+    pub async fn stop(self) -> Result<(), RunError> {
+        self.drain().await?;
+        tracing::info!("Pipeline stopped cleanly.");
+        Ok(())
+    }
+
+    async fn drain(mut self) -> Result<(), RunError> {
         self.stop_sources.cancel();
         let grace = self.grace;
         let stopped = tokio::time::timeout(grace, async {
@@ -195,10 +201,7 @@ impl Pipeline {
         }
         match self.failure {
             Some(e) => Err(RunError::Component(e)),
-            None => {
-                tracing::info!("Pipeline stopped cleanly.");
-                Ok(())
-            }
+            None => Ok(()),
         }
     }
 }

@@ -73,7 +73,7 @@ impl SourceConfig {
                     Some(_) => d,
                     None => d.at(span.start..span.start + 1),
                 })?;
-                Ok(Self::Http(Box::new(config)))
+                Ok(Self::Http(Box::new(config.load_files()?)))
             }
             _ => Err(unknown_type(Section::Source, kind, SOURCE_TYPES)),
         }

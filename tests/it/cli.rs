@@ -208,3 +208,39 @@ fn a_closed_stdout_is_not_an_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A component that cannot start is reported as a diagnostic at its table
+/// (exit 1), never after a "stopped cleanly" line.
+#[test]
+fn a_start_failure_points_at_the_component() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("auditrail.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[source]]\nname = \"webhook\"\ntype = \"http\"\nlisten = \"{addr}\"\n\n[[output]]\ntype = \"null\"\nmatch = \"**\"\n"
+        ),
+    )
+    .unwrap();
+    let output = auditrail()
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: `webhook` failed to start: failed to listen on `{addr}`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("--> {}:3:8", config.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stopped cleanly"), "{stderr}");
+}

@@ -135,6 +135,9 @@ pub struct HttpConfig {
     /// memory held by request bodies. Default 64.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
+    /// TLS material and tokens, set by [`HttpConfig::load_files`].
+    #[serde(skip)]
+    pub files: LoadedFiles,
 }
 
 /// `tls = { cert, key, client_ca }`.
@@ -142,13 +145,13 @@ pub struct HttpConfig {
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file with the server certificate chain, leaf first.
-    pub cert: PathBuf,
+    pub cert: Spanned<PathBuf>,
     /// PEM file with the server's private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
+    pub key: Spanned<PathBuf>,
     /// PEM file with the CA certificates that sign client certificates.
     /// When set, every connection must present a valid client certificate
     /// (what a kubeconfig with `client-certificate` gives kube-apiserver).
-    pub client_ca: Option<PathBuf>,
+    pub client_ca: Option<Spanned<PathBuf>>,
 }
 
 /// `auth = { bearer_tokens_file }`.
@@ -158,7 +161,15 @@ pub struct AuthConfig {
     /// File with the accepted bearer tokens, one per line (blank lines and
     /// lines starting with `#` are ignored). Re-read when it changes; several
     /// tokens allow rotation.
-    pub bearer_tokens_file: PathBuf,
+    pub bearer_tokens_file: Spanned<PathBuf>,
+}
+
+/// The files `tls` and `auth` name, loaded with the config so that `check`
+/// and a reload fail on them as a start would.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedFiles {
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tokens: Option<auth::BearerTokens>,
 }
 
 /// `dedupe_window = { max_age, max_entries }`.
@@ -258,22 +269,39 @@ impl HttpConfig {
         Ok(())
     }
 
-    /// Opens the listener, loads TLS material and tokens, and starts serving.
-    pub fn build(&self, cx: SourceContext) -> Result<SourceTask, BuildError> {
-        let name = cx.name.to_string();
+    /// Loads the certificates, key and tokens the config names; an error
+    /// points at the key naming the file that cannot be used.
+    pub fn load_files(mut self) -> Result<Self, Diagnostic> {
         let tls = self
             .tls
             .as_ref()
-            .map(|t| tls::load(t).map_err(|e| BuildError::new(&name, e.to_string()).with_source(e)))
+            .map(|t| {
+                tls::load(t).map_err(|e| {
+                    Diagnostic::new(format!(
+                        "cannot use the `tls` of an `http` source: {}",
+                        crate::error_chain(&e)
+                    ))
+                    .at(e.key_span(t))
+                })
+            })
             .transpose()?;
         let tokens = self
             .auth
             .as_ref()
             .map(|a| {
-                auth::BearerTokens::load(&a.bearer_tokens_file)
-                    .map_err(|e| BuildError::new(&name, e.to_string()).with_source(e))
+                auth::BearerTokens::load(a.bearer_tokens_file.get_ref()).map_err(|e| {
+                    Diagnostic::new(crate::error_chain(&e)).at(a.bearer_tokens_file.span())
+                })
             })
             .transpose()?;
+        self.files = LoadedFiles { tls, tokens };
+        Ok(self)
+    }
+
+    /// Opens the listener and starts serving.
+    pub fn build(&self, cx: SourceContext) -> Result<SourceTask, BuildError> {
+        let name = cx.name.to_string();
+        let LoadedFiles { tls, tokens } = self.files.clone();
         self.warn_if_exposed(tokens.is_some());
         let addr = *self.listen.get_ref();
         // Bind synchronously so a taken port fails the start, not a task.

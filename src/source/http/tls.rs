@@ -40,6 +40,30 @@ pub(super) enum TlsError {
     },
 }
 
+impl TlsError {
+    /// Where in the `tls` table the file at fault is named.
+    pub(super) fn key_span(&self, config: &TlsConfig) -> std::ops::Range<usize> {
+        let named = |path: &Path| {
+            [
+                Some(&config.cert),
+                Some(&config.key),
+                config.client_ca.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|key| key.get_ref() == path)
+            .map(toml::Spanned::span)
+        };
+        let client_ca = config.client_ca.as_ref().map(toml::Spanned::span);
+        match self {
+            Self::Pem { path, .. } | Self::NoCertificates { path } => named(path),
+            Self::BadCa { .. } | Self::Verifier(_) => client_ca,
+            Self::Config { .. } => None,
+        }
+        .unwrap_or_else(|| config.cert.span())
+    }
+}
+
 /// Makes aws-lc-rs the process's crypto provider, once. rustls panics at the
 /// first handshake if several providers are compiled in and none is chosen.
 pub(crate) fn install_crypto_provider() {
@@ -53,18 +77,19 @@ pub(crate) fn install_crypto_provider() {
 /// Builds the server config from the `tls` table.
 pub(super) fn load(config: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     install_crypto_provider();
-    let certs = read_certs(&config.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&config.key).map_err(|source| TlsError::Pem {
-        path: config.key.clone(),
-        source,
-    })?;
+    let certs = read_certs(config.cert.get_ref())?;
+    let key =
+        PrivateKeyDer::from_pem_file(config.key.get_ref()).map_err(|source| TlsError::Pem {
+            path: config.key.get_ref().clone(),
+            source,
+        })?;
     let builder = rustls::ServerConfig::builder();
     let builder = match &config.client_ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca)? {
+            for cert in read_certs(ca.get_ref())? {
                 roots.add(cert).map_err(|source| TlsError::BadCa {
-                    path: ca.clone(),
+                    path: ca.get_ref().clone(),
                     source,
                 })?;
             }
@@ -78,8 +103,8 @@ pub(super) fn load(config: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsE
     let mut server = builder
         .with_single_cert(certs, key)
         .map_err(|source| TlsError::Config {
-            cert: config.cert.clone(),
-            key: config.key.clone(),
+            cert: config.cert.get_ref().clone(),
+            key: config.key.get_ref().clone(),
             source,
         })?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
