@@ -52,7 +52,16 @@ impl Diagnostic {
 
     /// Renders the diagnostic against the file it came from.
     pub fn render(&self, file: &SourceFile) -> String {
-        let mut out = format!("error: {}\n", self.message);
+        self.render_as("error", file)
+    }
+
+    /// Renders a problem that does not stop the config from loading.
+    pub fn render_warning(&self, file: &SourceFile) -> String {
+        self.render_as("warning", file)
+    }
+
+    fn render_as(&self, level: &str, file: &SourceFile) -> String {
+        let mut out = format!("{level}: {}\n", self.message);
         if let Some(span) = &self.span {
             let (line, column) = line_column(&file.text, span.start);
             let line_text = file.text.lines().nth(line - 1).unwrap_or("");

@@ -184,3 +184,57 @@ fn readyz_is_ready_again_after_a_reload_and_the_reload_is_counted() {
     );
     assert_eq!(agent.get("/healthz").0, 200);
 }
+
+/// A tail glob that matches nothing is warned about with the glob and shown
+/// in `auditrail_tail_globs_unmatched` until a file appears; the tail
+/// counters go on across a reload instead of starting again from 0.
+#[test]
+fn unmatched_globs_are_reported_and_tail_counters_survive_a_reload() {
+    let config = r#"
+data_dir = "{dir}/state"
+
+[api]
+listen = "127.0.0.1:0"
+
+[[source]]
+name = "apiserver"
+type = "tail"
+paths = ["{dir}/logs/*.log"]
+refresh_interval = "100ms"
+
+[[output]]
+name = "out"
+type = "stdout"
+match = "**"
+"#;
+    let agent = LiveAgent::start(config, &[]);
+    let glob = agent.dir.path().join("logs/*.log");
+    let unmatched = r#"auditrail_tail_globs_unmatched{component="apiserver"}"#;
+    let bytes_read = r#"auditrail_tail_bytes_read_total{component="apiserver"}"#;
+    assert!(wait_until(Duration::from_secs(20), || agent
+        .log()
+        .contains(&format!(
+            "matches no file: directory `{}` does not exist",
+            agent.dir.path().join("logs").display()
+        ))));
+    assert!(agent.log().contains(&glob.display().to_string()));
+    assert_eq!(metric(&agent.get("/metrics").1, unmatched), 1.0);
+
+    std::fs::create_dir(agent.dir.path().join("logs")).unwrap();
+    let line = r#"{"kind":"Event","auditID":"a1","stage":"ResponseComplete","verb":"get"}"#;
+    std::fs::write(agent.dir.path().join("logs/audit.log"), format!("{line}\n")).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || agent.stdout_len() == 1));
+    let (_, text) = agent.get("/metrics");
+    assert_eq!(metric(&text, unmatched), 0.0);
+    let before = metric(&text, bytes_read);
+    assert_eq!(before, (line.len() + 1) as f64);
+
+    agent.signal(libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(20), || agent
+        .log()
+        .contains("Config reloaded")));
+    assert!(wait_until(Duration::from_secs(20), || {
+        metric(&agent.get("/metrics").1, bytes_read) >= before
+    }));
+    assert_eq!(metric(&agent.get("/metrics").1, bytes_read), before);
+}

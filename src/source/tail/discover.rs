@@ -38,6 +38,8 @@ pub(super) struct Globs {
     /// Exclude patterns without a `/` (`*.gz`), matched against the name.
     exclude_name: GlobSet,
     roots: Vec<Root>,
+    /// The `paths` patterns as written, in order (the include set's indices).
+    patterns: Vec<String>,
 }
 
 /// What one scan found.
@@ -47,6 +49,23 @@ pub(super) struct Found {
     pub(super) files: Vec<PathBuf>,
     /// Directories that were listed, to be watched for changes.
     pub(super) dirs: Vec<PathBuf>,
+    /// `paths` patterns (by index) that matched no file.
+    pub(super) unmatched: Vec<usize>,
+}
+
+/// A `paths` glob that matches no file, and why, for warnings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unmatched {
+    pub(crate) index: usize,
+    pub(crate) pattern: String,
+    /// `does not exist` when the directory it lists is missing.
+    pub(crate) reason: String,
+}
+
+impl std::fmt::Display for Unmatched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` {}", self.pattern, self.reason)
+    }
 }
 
 fn glob(pattern: &str) -> Result<globset::Glob, GlobError> {
@@ -92,6 +111,7 @@ impl Globs {
             exclude_path: build(exclude_path)?,
             exclude_name: build(exclude_name)?,
             roots,
+            patterns: paths.to_vec(),
         })
     }
 
@@ -127,7 +147,41 @@ impl Globs {
         found.files.dedup();
         found.dirs.sort();
         found.dirs.dedup();
+        let mut matched = vec![false; self.patterns.len()];
+        for file in &found.files {
+            for index in self.include.matches(file) {
+                matched[index] = true;
+            }
+        }
+        found.unmatched = (0..matched.len()).filter(|&i| !matched[i]).collect();
         found
+    }
+
+    /// The patterns of `indices`, with why each matches nothing.
+    pub(super) fn describe(&self, indices: &[usize]) -> Vec<Unmatched> {
+        indices
+            .iter()
+            .map(|&index| {
+                let dir = match &self.roots[index] {
+                    Root::Literal(path) => path.parent().map(Path::to_owned),
+                    Root::Walk { dir, .. } => Some(dir.clone()),
+                };
+                let reason = match dir {
+                    Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                        format!(
+                            "matches no file: directory `{}` does not exist",
+                            dir.display()
+                        )
+                    }
+                    _ => "matches no file".to_owned(),
+                };
+                Unmatched {
+                    index,
+                    pattern: self.patterns[index].clone(),
+                    reason,
+                }
+            })
+            .collect()
     }
 
     fn walk(&self, dir: &Path, levels: usize, any_depth: bool, found: &mut Found) {
@@ -161,6 +215,53 @@ impl Globs {
                 self.walk(&path, levels - 1, any_depth, found);
             }
         }
+    }
+}
+
+/// How often a glob that still matches nothing is warned about again.
+const UNMATCHED_WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Warns about `paths` globs that match no file: at the first scan, when a
+/// glob stops matching, and every [`UNMATCHED_WARN_INTERVAL`] while any still
+/// matches nothing; a wrong path must not ship nothing silently forever.
+#[derive(Debug, Default)]
+pub(super) struct UnmatchedGlobs {
+    current: Vec<usize>,
+    last_warned: Option<std::time::Instant>,
+}
+
+impl UnmatchedGlobs {
+    /// Takes the result of a scan; returns how many globs match nothing.
+    pub(super) fn update(
+        &mut self,
+        source: &str,
+        globs: &Globs,
+        unmatched: &[usize],
+        now: std::time::Instant,
+    ) -> usize {
+        let newly = unmatched.iter().any(|i| !self.current.contains(i));
+        let due = self
+            .last_warned
+            .is_none_or(|at| now.duration_since(at) >= UNMATCHED_WARN_INTERVAL);
+        if !unmatched.is_empty() && (newly || due) {
+            for glob in globs.describe(unmatched) {
+                tracing::warn!(
+                    source,
+                    glob = %glob.pattern,
+                    "A `paths` glob of a tail source {}; nothing is read from it until a file appears.",
+                    glob.reason
+                );
+            }
+            self.last_warned = Some(now);
+        }
+        for &index in self.current.iter().filter(|i| !unmatched.contains(i)) {
+            tracing::info!(source, glob = %globs.patterns[index], "A `paths` glob matches files again.");
+        }
+        if unmatched.is_empty() {
+            self.last_warned = None;
+        }
+        self.current = unmatched.to_vec();
+        unmatched.len()
     }
 }
 
@@ -253,6 +354,49 @@ mod tests {
         assert_eq!(names(d, &literal.scan()), ["link.log"]);
         let absent = Globs::new(&[format!("{}/nope.log", d.display())], &[]).unwrap();
         assert!(absent.scan().files.is_empty());
+    }
+
+    #[test]
+    fn globs_that_match_nothing_are_named_with_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        touch(&d.join("logs/audit.log"));
+        let patterns = [
+            format!("{}/logs/*.log", d.display()),
+            format!("{}/logs/*.json", d.display()),
+            format!("{}/missing/*.log", d.display()),
+            format!("{}/logs/audit.log", d.display()),
+        ];
+        let globs = Globs::new(&patterns, &[]).unwrap();
+        let found = globs.scan();
+        assert_eq!(found.unmatched, [1, 2]);
+        let described = globs.describe(&found.unmatched);
+        assert_eq!(described[0].reason, "matches no file");
+        assert_eq!(
+            described[1].to_string(),
+            format!(
+                "`{}` matches no file: directory `{}` does not exist",
+                patterns[2],
+                d.join("missing").display()
+            )
+        );
+    }
+
+    #[test]
+    fn unmatched_globs_are_warned_at_first_then_every_interval() {
+        let globs = Globs::new(&["/nonexistent-dir/*.log".to_owned()], &[]).unwrap();
+        let start = std::time::Instant::now();
+        let mut report = UnmatchedGlobs::default();
+        assert_eq!(report.update("s", &globs, &[0], start), 1);
+        assert_eq!(report.last_warned, Some(start));
+        let soon = start + std::time::Duration::from_secs(1);
+        report.update("s", &globs, &[0], soon);
+        assert_eq!(report.last_warned, Some(start), "not again right away");
+        let later = start + UNMATCHED_WARN_INTERVAL;
+        report.update("s", &globs, &[0], later);
+        assert_eq!(report.last_warned, Some(later));
+        assert_eq!(report.update("s", &globs, &[], later), 0);
+        assert_eq!(report.last_warned, None);
     }
 
     #[test]

@@ -83,7 +83,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use self::batch::DecodeShared;
-use self::discover::Globs;
+use self::discover::{Globs, UnmatchedGlobs};
 use self::position::PositionStore;
 use self::read::Emitter;
 use self::stats::TailStatsSet;
@@ -327,6 +327,24 @@ impl TailConfig {
         Globs::new(&paths, &exclude)
     }
 
+    /// The `paths` globs that match no file now, as warnings at each glob
+    /// (for `auditrail check`: the files may still appear later).
+    pub fn unmatched_globs(&self) -> Vec<Diagnostic> {
+        let Ok(globs) = self.globs() else {
+            return Vec::new();
+        };
+        let found = globs.scan();
+        globs
+            .describe(&found.unmatched)
+            .into_iter()
+            .map(|glob| {
+                Diagnostic::new(format!("the glob {glob}"))
+                    .at(self.paths[glob.index].span())
+                    .with_label("nothing is read from it until a file appears")
+            })
+            .collect()
+    }
+
     /// Where this source's positions are saved.
     pub fn position_path(&self, data_dir: &std::path::Path, name: &str) -> PathBuf {
         self.pos_file.clone().unwrap_or_else(|| {
@@ -359,8 +377,7 @@ impl TailConfig {
             emit_partial_at_shutdown: self.emit_partial_at_shutdown,
             stop_at_eof: self.stop_at_eof,
         };
-        let stats = TailStats::new(&name);
-        let stats_set = TailStatsSet::register(cx.metrics.metrics(), &stats);
+        let (stats_set, stats) = TailStatsSet::register(cx.metrics.metrics(), &name);
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel(DECODE_AHEAD);
         let now = Instant::now();
@@ -402,6 +419,7 @@ impl TailConfig {
             started: now,
             save_failed: false,
             waiting: 0,
+            unmatched: UnmatchedGlobs::default(),
         };
         Ok(Box::pin(async move {
             let shutdown = cx.shutdown.clone();

@@ -50,6 +50,8 @@ pub struct TailCounters {
     pub bytes_read: AtomicU64,
     /// Unacknowledged bytes held, against `max_unacked`.
     pub unacked_bytes: AtomicU64,
+    /// `paths` globs that matched no file at the last scan (a gauge).
+    pub unmatched_globs: AtomicU64,
 }
 
 /// Shared view of one tail source's files, keyed by an internal file id.
@@ -61,11 +63,9 @@ pub struct TailStats {
 }
 
 impl TailStats {
-    pub fn new(component: &str) -> Self {
-        Self {
-            component: Arc::from(component),
-            ..Self::default()
-        }
+    /// The name of the source these stats are of.
+    pub fn component(&self) -> &str {
+        &self.component
     }
 
     /// The open files, by path.
@@ -101,12 +101,40 @@ impl TailStats {
 #[derive(Debug, Clone, Default)]
 pub(super) struct TailStatsSet {
     sources: Arc<Mutex<Vec<TailStats>>>,
+    /// Counters by component name, kept when a source stops so that the
+    /// source of the same name after a reload counts on (Prometheus would
+    /// read a counter starting again from 0 as a reset).
+    counters: Arc<Mutex<BTreeMap<Arc<str>, Arc<TailCounters>>>>,
 }
 
 impl TailStatsSet {
-    /// Adds a source's stats to the set registered with `metrics`,
-    /// registering the set on first use.
-    pub(super) fn register(metrics: &crate::metrics::Metrics, stats: &TailStats) -> Self {
+    /// The stats of the source `component`, added to the set registered
+    /// with `metrics` (registered on first use); its counters go on from
+    /// those of an earlier source of the same name.
+    pub(super) fn register(
+        metrics: &crate::metrics::Metrics,
+        component: &str,
+    ) -> (Self, TailStats) {
+        let set = Self::of(metrics);
+        let component: Arc<str> = Arc::from(component);
+        let counters = set
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(Arc::clone(&component))
+            .or_default()
+            .clone();
+        let stats = TailStats {
+            files: Arc::default(),
+            counters,
+            component,
+        };
+        set.lock().push(stats.clone());
+        (set, stats)
+    }
+
+    /// The set registered with `metrics`, registered on first use.
+    fn of(metrics: &crate::metrics::Metrics) -> Self {
         type Registry = Mutex<prometheus_client::registry::Registry>;
         static SETS: Mutex<Vec<(Weak<Registry>, TailStatsSet)>> = Mutex::new(Vec::new());
         let registry = metrics.registry();
@@ -115,7 +143,7 @@ impl TailStatsSet {
         let found = sets
             .iter()
             .find(|(weak, _)| weak.upgrade().is_some_and(|r| Arc::ptr_eq(&r, registry)));
-        let set = match found {
+        match found {
             Some((_, set)) => set.clone(),
             None => {
                 let set = Self::default();
@@ -127,9 +155,7 @@ impl TailStatsSet {
                 sets.push((Arc::downgrade(registry), set.clone()));
                 set
             }
-        };
-        set.lock().push(stats.clone());
-        set
+        }
     }
 
     /// Removes a stopped source's stats.
@@ -216,6 +242,18 @@ impl Collector for TailStatsSet {
                 let counter = ConstCounter::new(value(counters));
                 counter.encode(family.encode_family(&[("component", component.clone())])?)?;
             }
+        }
+        let gauge = ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(
+            "tail_globs_unmatched",
+            "Globs of a tail source's paths that matched no file at the last scan",
+            None,
+            gauge.metric_type(),
+        )?;
+        for (component, _, counters) in &sources {
+            let unmatched = counters.unmatched_globs.load(Ordering::Relaxed);
+            let gauge = ConstGauge::new(i64::try_from(unmatched).unwrap_or(i64::MAX));
+            gauge.encode(family.encode_family(&[("component", component.clone())])?)?;
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::TailSettings;
-use super::discover::Globs;
+use super::discover::{Globs, UnmatchedGlobs};
 use super::fingerprint::Fingerprint;
 use super::position::{PositionEntry, PositionStore};
 use super::read::{Change, Emitter, ReadOutcome, TailedFile, end_of_last_line};
@@ -56,6 +56,7 @@ pub(super) struct Tailer {
     /// Files found with unread bytes that the last scan could not open
     /// (`max_open_files`).
     pub(super) waiting: usize,
+    pub(super) unmatched: UnmatchedGlobs,
 }
 
 /// Why the loop stopped.
@@ -186,6 +187,16 @@ impl Tailer {
     fn scan(&mut self) {
         self.last_scan = Instant::now();
         let found = self.globs.scan();
+        let unmatched = self.unmatched.update(
+            self.stats.component(),
+            &self.globs,
+            &found.unmatched,
+            self.last_scan,
+        );
+        self.emit
+            .counters
+            .unmatched_globs
+            .store(unmatched as u64, Ordering::Relaxed);
         let mut waiting = 0;
         let mut dirs: HashSet<PathBuf> = found.dirs.iter().cloned().collect();
         for file in &mut self.files {

@@ -6,7 +6,7 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::source::SourceConfig;
 
-use super::stats::{FileStats, TailStats, TailStatsSet};
+use super::stats::{FileStats, TailStatsSet};
 use super::{ReadFrom, WatchMode};
 
 fn tail(body: &str) -> Result<super::TailConfig, String> {
@@ -65,10 +65,8 @@ fn rejects_bad_globs_tags_and_empty_paths() {
 #[test]
 fn stats_are_exported_once_per_family() {
     let metrics = Metrics::new();
-    let a = TailStats::new("a");
-    let b = TailStats::new("b");
-    let set = TailStatsSet::register(&metrics, &a);
-    TailStatsSet::register(&metrics, &b);
+    let (set, a) = TailStatsSet::register(&metrics, "a");
+    let (_, b) = TailStatsSet::register(&metrics, "b");
     a.update(
         1,
         FileStats {
@@ -109,4 +107,23 @@ fn stats_are_exported_once_per_family() {
     assert_eq!(a.files()[0].read_offset, 200);
     set.unregister(&a);
     assert!(!metrics.render().contains(r#"component="a""#));
+}
+
+#[test]
+fn counters_go_on_across_a_restart_of_the_same_source() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let metrics = Metrics::new();
+    let (set, first) = TailStatsSet::register(&metrics, "apiserver");
+    first.counters().bytes_read.fetch_add(500, Relaxed);
+    set.unregister(&first);
+    // A reload builds the source again under the same name.
+    let (_, second) = TailStatsSet::register(&metrics, "apiserver");
+    second.counters().bytes_read.fetch_add(20, Relaxed);
+    let text = metrics.render();
+    assert!(
+        text.contains(r#"auditrail_tail_bytes_read_total{component="apiserver"} 520"#),
+        "{text}"
+    );
+    let (_, other) = TailStatsSet::register(&metrics, "other");
+    assert_eq!(other.counters().bytes_read.load(Relaxed), 0);
 }
