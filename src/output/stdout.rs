@@ -42,6 +42,8 @@ fn write_lines(mut cx: OutputContext) -> Result<(), BuildError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut held = Held::default();
+    let latency = cx.metrics.latency();
+    let batch_sizes = cx.metrics.batch_sizes();
     while let Some(batch) = cx.input.blocking_recv() {
         held.take(batch);
         // Keep taking what is already queued, then write once.
@@ -51,6 +53,7 @@ fn write_lines(mut cx: OutputContext) -> Result<(), BuildError> {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         if let Err(e) = held.write(&mut out).and_then(|()| out.flush()) {
             if e.kind() == io::ErrorKind::BrokenPipe {
                 tracing::warn!("Standard output was closed; events for it are not acknowledged.");
@@ -63,7 +66,11 @@ fn write_lines(mut cx: OutputContext) -> Result<(), BuildError> {
                 BuildError::new(&cx.name, "writing to standard output failed").with_source(e),
             );
         }
-        cx.metrics.events_out.inc_by(held.finish(Ack::settle));
+        latency.observe(started.elapsed().as_secs_f64());
+        let written = held.finish(Ack::settle);
+        #[allow(clippy::cast_precision_loss)] // Batch sizes are far below 2^52.
+        batch_sizes.observe(written as f64);
+        cx.metrics.events_out.inc_by(written);
     }
     Ok(())
 }

@@ -44,6 +44,9 @@ struct Decision {
 
 pub struct Router {
     filters: Vec<RoutedFilter>,
+    /// Events in and out of each filter during the current batch, added to
+    /// the filters' counters once per batch rather than once per event.
+    filter_counts: Vec<(u64, u64)>,
     outputs: Vec<RoutedOutput>,
     decisions: HashMap<Tag, Arc<Decision>>,
     warned_unrouted: HashSet<Tag>,
@@ -59,6 +62,7 @@ impl Router {
         metrics: ComponentMetrics,
     ) -> Self {
         Self {
+            filter_counts: vec![(0, 0); filters.len()],
             filters,
             outputs,
             decisions: HashMap::new(),
@@ -85,11 +89,23 @@ impl Router {
                 }
             };
             let Some(batch) = batch else { break };
+            self.metrics.events_in.inc_by(batch.len() as u64);
             self.route_batch(batch, &mut per_output);
+            self.count_filters();
             for (index, events) in per_output.iter_mut().enumerate() {
                 if !events.is_empty() {
                     self.deliver(index, std::mem::take(events)).await;
                 }
+            }
+        }
+    }
+
+    fn count_filters(&mut self) {
+        for (filter, counts) in self.filters.iter().zip(&mut self.filter_counts) {
+            let (events_in, events_out) = std::mem::take(counts);
+            if events_in > 0 {
+                filter.metrics.events_in.inc_by(events_in);
+                filter.metrics.events_out.inc_by(events_out);
             }
         }
     }
@@ -125,6 +141,9 @@ impl Router {
                 return;
             };
             self.filters[index].filter.apply(event, out);
+            let counts = &mut self.filter_counts[index];
+            counts.0 += 1;
+            counts.1 += (out.passed.len() + out.rerouted.len()) as u64;
             for rerouted in out.rerouted.drain(..).rev() {
                 if hops + 1 > MAX_HOPS {
                     self.rewrite_loops.inc();
@@ -239,6 +258,8 @@ impl Router {
             OnFull::Drop => match output.tx.try_send(events) {
                 Ok(()) => Ok(()),
                 Err(mpsc::error::TrySendError::Full(events)) => {
+                    // Handed over, and dropped by the output's full queue.
+                    self.metrics.events_out.inc_by(n);
                     output.dropped_full.inc_by(n);
                     for event in events {
                         event.ack.settle();
@@ -250,6 +271,7 @@ impl Router {
         };
         match result {
             Ok(()) => {
+                self.metrics.events_out.inc_by(n);
                 output.metrics.events_in.inc_by(n);
             }
             Err(events) => {

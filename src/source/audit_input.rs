@@ -26,6 +26,7 @@ use crate::audit::{
     Level, RequestInfo, Stage,
 };
 use crate::event::{Ack, Record};
+use crate::metrics::ComponentMetrics;
 
 /// Annotation on the events of a legacy request emitted without its response.
 pub(crate) const UNANSWERED_KEY: &str = "auditrail.io/legacy-join";
@@ -41,6 +42,9 @@ pub(super) struct AuditInput {
     /// by the joiner's key (the line's `id`).
     held: HashMap<String, Ack>,
     policy_none: Counter,
+    /// The source's `events_in`: a request the policy drops counts as in and
+    /// dropped, so in = out + dropped holds for policy sources too.
+    events_in: Counter,
     errors: Counter,
     clock: Option<LogClock>,
     /// Log-clock time of the last expiry check (a check walks every pending entry).
@@ -58,15 +62,15 @@ impl AuditInput {
     pub(super) fn new(
         policy: Arc<CompiledPolicy>,
         join_timeout: Option<chrono::Duration>,
-        policy_none: Counter,
-        errors: Counter,
+        metrics: &ComponentMetrics,
     ) -> Self {
         Self {
             policy,
             joiner: join_timeout.map(LegacyJoiner::new),
             held: HashMap::new(),
-            policy_none,
-            errors,
+            policy_none: metrics.dropped("policy_none"),
+            events_in: metrics.events_in.clone(),
+            errors: metrics.errors.clone(),
             clock: None,
             last_expiry_check: None,
         }
@@ -226,6 +230,7 @@ impl AuditInput {
         let mut audited = record.audit(&self.policy).map_err(|_| unresolvable())?;
         if audited.decision.level == Level::None {
             self.policy_none.inc();
+            self.events_in.inc();
             return Ok(());
         }
         for event in &mut audited.events {

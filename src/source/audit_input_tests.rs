@@ -97,6 +97,11 @@ fn level_none_emits_nothing_and_is_counted() {
         text.contains(r#"auditrail_events_dropped_total{component="src",reason="policy_none"} 2"#),
         "{text}"
     );
+    // In and dropped: the source's in = out + dropped holds.
+    assert!(
+        text.contains(r#"auditrail_events_in_total{component="src"} 2"#),
+        "{text}"
+    );
 }
 
 #[test]

@@ -236,14 +236,10 @@ impl DecodeSpec {
         Decoder {
             format: self.format,
             time: self.time.clone(),
-            audit: self.audit.as_ref().map(|audit| {
-                AuditInput::new(
-                    audit.policy.clone(),
-                    audit.join_timeout,
-                    metrics.dropped("policy_none"),
-                    metrics.errors.clone(),
-                )
-            }),
+            audit: self
+                .audit
+                .as_ref()
+                .map(|audit| AuditInput::new(audit.policy.clone(), audit.join_timeout, metrics)),
         }
     }
 }

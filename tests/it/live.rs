@@ -26,7 +26,12 @@ impl LiveAgent {
     /// Writes `config` (`{dir}` replaced by a temp dir) and runs the agent on
     /// it at log level `info`, with `env` added.
     pub fn start(config: &str, env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), config, env)
+    }
+
+    /// [`LiveAgent::start`] in a temp dir prepared with the files the
+    /// config names.
+    pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Self {
         let path = dir.path().join("auditrail.toml");
         std::fs::write(&path, fill(config, &dir)).expect("write config");
         let mut cmd = std::process::Command::new(BIN);

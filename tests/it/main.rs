@@ -5,6 +5,7 @@ mod live; // a running agent on piped stdio, its log, its [api] address and a ti
 mod support;
 mod test_server; // an HTTP and `_bulk` server in the test process, with fault injection
 
+mod accounting; // every component type's counters add up: in = out + dropped
 mod audit_cli; // audit, policy check and policy explain: exact outputs and exit codes
 mod audit_pipeline; // legacy/access_json sources, audit_policy and redact filters, canary secrets
 mod cli; // run as a pipe filter, check, config default, exit codes, SIGTERM

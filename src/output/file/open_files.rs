@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 
 use super::worker::{Done, Job, Slot};
 use crate::event::{Ack, Event};
@@ -70,6 +71,8 @@ struct InFlight {
     acks: Vec<Ack>,
     events: u64,
     bytes: usize,
+    /// When the write job was handed to a worker, for the latency histogram.
+    started: Instant,
 }
 
 /// Every file the output is writing.
@@ -87,6 +90,8 @@ pub(crate) struct OpenFiles {
     max_event_seconds: i64,
     draining: bool,
     metrics: ComponentMetrics,
+    latency: Histogram,
+    batch_sizes: Histogram,
     unsafe_paths: Counter,
     warned_unsafe: bool,
     /// Emptied chunk buffers kept for reuse.
@@ -112,6 +117,8 @@ impl OpenFiles {
             max_event_seconds: i64::MIN,
             draining: false,
             unsafe_paths: metrics.dropped("unsafe_path"),
+            latency: metrics.latency(),
+            batch_sizes: metrics.batch_sizes(),
             metrics,
             warned_unsafe: false,
             spare: Vec::new(),
@@ -248,6 +255,7 @@ impl OpenFiles {
                 acks: chunk.acks,
                 events: chunk.events,
                 bytes: chunk.data.len(),
+                started: now,
             });
             if entry.chunks.is_empty() {
                 entry.first_pending = None;
@@ -286,6 +294,12 @@ impl OpenFiles {
                     ack.settle();
                 }
                 self.metrics.events_out.inc_by(in_flight.events);
+                self.latency.observe(
+                    now.saturating_duration_since(in_flight.started)
+                        .as_secs_f64(),
+                );
+                #[allow(clippy::cast_precision_loss)] // Batch sizes are far below 2^52.
+                self.batch_sizes.observe(in_flight.events as f64);
                 if self.spare.len() < MAX_SPARE && data.capacity() <= 2 * self.limits.flush_bytes {
                     data.clear();
                     self.spare.push(data);
