@@ -77,13 +77,18 @@ async fn serve(path: Option<PathBuf>, config: Config) -> anyhow::Result<ExitCode
             _ = interrupt.recv() => Wake::Stop("SIGINT"),
             _ = hangup.recv() => Wake::Reload,
         };
+        let grace = agent.config.shutdown_timeout.0;
         match wake {
             Wake::SourcesEnded => {
-                tracing::info!("Every source has ended: flushing outputs.");
+                tracing::info!(
+                    "Every source has ended: delivering what was read, for at most {grace:?} (`shutdown_timeout`)."
+                );
                 break;
             }
             Wake::Stop(name) => {
-                tracing::info!("Received {name}: stopping sources, then draining and flushing.");
+                tracing::info!(
+                    "Received {name}: sources stop reading and outputs deliver what was read, for at most {grace:?} (`shutdown_timeout`). Send SIGTERM or SIGINT again to exit at once."
+                );
                 break;
             }
             Wake::Reload => pipeline = agent.reload(pipeline).await?,
@@ -91,7 +96,22 @@ async fn serve(path: Option<PathBuf>, config: Config) -> anyhow::Result<ExitCode
     }
     agent.readiness.set(Phase::Stopping);
     systemd::stopping();
-    let stopped = pipeline.stop().await;
+    // A second signal cuts the drain short: whatever is not delivered stays
+    // unacknowledged, so nothing is lost, only repeated at the next start.
+    let stopped = tokio::select! {
+        stopped = pipeline.stop() => stopped.map_err(anyhow::Error::from),
+        _ = terminate.recv() => Err(agent.forced("SIGTERM")),
+        _ = interrupt.recv() => Err(agent.forced("SIGINT")),
+    };
+    if let Err(e) = &stopped
+        && e.downcast_ref::<RunError>()
+            .is_some_and(|e| matches!(e, RunError::ShutdownTimeout(_)))
+    {
+        tracing::error!(
+            "{} Those events are not acknowledged: tail sources read them again at the next start.",
+            agent.undelivered()
+        );
+    }
     if let Some(api) = agent.api.take() {
         api.stop().await;
     }
@@ -154,6 +174,38 @@ struct Agent {
 }
 
 impl Agent {
+    /// Events each output took and has neither delivered nor dropped, for
+    /// the report of a shutdown cut short.
+    fn undelivered(&self) -> String {
+        let pending: Vec<String> = self
+            .config
+            .outputs
+            .iter()
+            .filter_map(|output| {
+                let metrics = self.metrics.component(&output.name);
+                let settled = metrics.events_out.get()
+                    + metrics.dropped("rejected").get()
+                    + metrics.dropped("unsafe_path").get();
+                let left = metrics.events_in.get().saturating_sub(settled);
+                (left > 0).then(|| format!("{}: {left}", output.name))
+            })
+            .collect();
+        if pending.is_empty() {
+            "Every event the outputs took was delivered.".to_owned()
+        } else {
+            format!("Events not yet delivered: {}.", pending.join(", "))
+        }
+    }
+
+    /// The error for a second stop signal during the drain.
+    fn forced(&self, signal: &str) -> anyhow::Error {
+        tracing::error!(
+            "Received {signal} again: exiting now. {} Those events are not acknowledged: tail sources read them again at the next start.",
+            self.undelivered()
+        );
+        anyhow::anyhow!("stopped by a second {signal} before every event was delivered")
+    }
+
     /// Handles one SIGHUP. Returns the pipeline that runs afterwards: the
     /// new one, or the old one when the new config was rejected. Fails only
     /// when neither the new nor the old config can be started again.

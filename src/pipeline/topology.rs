@@ -152,6 +152,7 @@ impl Pipeline {
                 name: Arc::from(spec.name.as_str()),
                 out: EventSender::new(tx.clone(), component.clone()),
                 shutdown: self.stop_sources.clone(),
+                shutdown_timeout: self.grace,
                 metrics: component,
                 data_dir: config.data_dir.clone(),
             })?;

@@ -147,6 +147,10 @@ pub struct SourceContext {
     pub name: Arc<str>,
     pub out: EventSender,
     pub shutdown: CancellationToken,
+    /// How long the whole pipeline may take to stop once `shutdown` fires
+    /// (`shutdown_timeout`): a source waiting for acknowledgements stops
+    /// waiting a little before it, to save what was acknowledged.
+    pub shutdown_timeout: std::time::Duration,
     pub metrics: ComponentMetrics,
     pub data_dir: PathBuf,
 }

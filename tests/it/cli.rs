@@ -244,3 +244,77 @@ fn a_start_failure_points_at_the_component() {
     );
     assert!(!stderr.contains("stopped cleanly"), "{stderr}");
 }
+
+/// An agent whose only output cannot deliver (nothing listens at its URL).
+const UNDELIVERABLE: &str = r#"
+data_dir = "{dir}"
+shutdown_timeout = "SHUTDOWN"
+
+[[source]]
+type = "stdin"
+tag = "audit"
+
+[[output]]
+name = "hook"
+type = "http"
+match = "**"
+url = "http://127.0.0.1:1/audit"
+batch = { mode = "blocking" }
+"#;
+
+/// Starts the undeliverable agent and feeds it 20 events, which the
+/// output takes and keeps retrying.
+fn stuck_agent(shutdown_timeout: &str) -> crate::live::LiveAgent {
+    let config = UNDELIVERABLE.replace("SHUTDOWN", shutdown_timeout);
+    let mut agent = crate::live::LiveAgent::start(&config, &[]);
+    let mut stdin = agent.stdin.take().unwrap();
+    for n in 0..20 {
+        writeln!(
+            stdin,
+            r#"{{"kind":"Event","auditID":"e{n}","stage":"ResponseComplete"}}"#
+        )
+        .unwrap();
+    }
+    stdin.flush().unwrap();
+    agent.stdin = Some(stdin);
+    assert!(wait_until(Duration::from_secs(20), || agent
+        .log()
+        .contains("will be retried")));
+    agent
+}
+
+/// A second SIGTERM during the drain exits at once (status 1), saying how
+/// many events each output had not delivered.
+#[test]
+fn a_second_sigterm_exits_at_once_and_reports_what_is_undelivered() {
+    let mut agent = stuck_agent("5m");
+    agent.signal(libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(20), || agent
+        .log()
+        .contains("Send SIGTERM or SIGINT again to exit at once.")));
+    agent.signal(libc::SIGTERM);
+    let status = agent.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", agent.log());
+    let log = agent.log();
+    assert!(
+        log.contains("Received SIGTERM again: exiting now. Events not yet delivered: hook: 20."),
+        "{log}"
+    );
+    assert!(!log.contains("stopped cleanly"), "{log}");
+}
+
+/// When `shutdown_timeout` passes, the agent says what it could not deliver.
+#[test]
+fn the_shutdown_timeout_reports_what_is_undelivered() {
+    let mut agent = stuck_agent("1s");
+    agent.signal(libc::SIGINT);
+    let status = agent.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", agent.log());
+    let log = agent.log();
+    assert!(log.contains("for at most 1s (`shutdown_timeout`)"), "{log}");
+    assert!(log.contains("Events not yet delivered: hook: 20."), "{log}");
+    assert!(
+        log.contains("outputs did not finish flushing within the shutdown timeout of 1s"),
+        "{log}"
+    );
+}

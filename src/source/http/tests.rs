@@ -37,6 +37,7 @@ fn harness(settings: &str, queue: usize) -> Harness {
         name: Arc::from("webhook"),
         out: EventSender::new(tx.clone(), component.clone()),
         shutdown: shutdown.clone(),
+        shutdown_timeout: std::time::Duration::from_secs(30),
         metrics: component,
         data_dir: PathBuf::new(),
     };

@@ -270,6 +270,9 @@ pub(super) struct TailSettings {
     max_open_files: usize,
     emit_partial_at_shutdown: bool,
     stop_at_eof: bool,
+    /// At shutdown, how long to wait for outputs to acknowledge what was
+    /// read: most of `shutdown_timeout`, leaving time to save positions.
+    shutdown_ack_wait: std::time::Duration,
 }
 
 impl TailConfig {
@@ -376,6 +379,7 @@ impl TailConfig {
             max_open_files: self.max_open_files.max(1),
             emit_partial_at_shutdown: self.emit_partial_at_shutdown,
             stop_at_eof: self.stop_at_eof,
+            shutdown_ack_wait: cx.shutdown_timeout.mul_f64(0.9),
         };
         let (stats_set, stats) = TailStatsSet::register(cx.metrics.metrics(), &name);
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();

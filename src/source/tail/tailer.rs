@@ -32,8 +32,6 @@ const READ_SHARE: u64 = 8 << 20;
 /// Saved positions of files not found again are kept this long after
 /// startup (a file may be briefly missing mid-rotation), then forgotten.
 const FORGET_UNCLAIMED_AFTER: Duration = Duration::from_secs(300);
-/// At shutdown, how long to wait for outputs to acknowledge what was read.
-const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) struct Tailer {
     pub(super) settings: TailSettings,
@@ -532,9 +530,13 @@ impl Tailer {
         if self.settings.emit_partial_at_shutdown {
             self.flush_partial_lines();
         }
-        if !self.wait_for_acks(Some(Instant::now() + SHUTDOWN_ACK_WAIT)) {
-            tracing::warn!(
-                "Outputs did not acknowledge every event before shutdown; those events are read again at the next start."
+        // The agent reports what stays unacknowledged when its shutdown
+        // timeout passes; this source only saves what was acknowledged.
+        let deadline = Instant::now() + self.settings.shutdown_ack_wait;
+        if !self.wait_for_acks(Some(deadline)) {
+            tracing::debug!(
+                source = self.stats.component(),
+                "Saving positions before every event read was acknowledged."
             );
         }
     }
