@@ -29,6 +29,7 @@
 //! `events_in` per accepted event, `events_dropped{reason="duplicate"}`,
 //! `errors` per rejected request, `http_responses{code}` per reply.
 
+mod activity;
 mod auth;
 mod body;
 mod dedupe;
@@ -105,7 +106,9 @@ pub struct HttpConfig {
     /// kube-apiserver resends whole batches on any error. Off by default.
     pub dedupe_window: Option<DedupeConfig>,
     /// Time allowed for a request's headers to arrive; also how long an idle
-    /// keep-alive connection stays open. Default 30s.
+    /// keep-alive connection stays open (HTTP/1.1 and HTTP/2 alike; an
+    /// HTTP/2 connection is also pinged at this interval and closed when a
+    /// ping goes unanswered as long). Default 30s.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: Duration,
     /// Time allowed for a request's body to arrive. Default 30s.
@@ -352,6 +355,8 @@ impl HttpConfig {
             header_read_timeout: self.header_read_timeout.0,
             handshake_timeout: self.handshake_timeout.0,
             max_connections: self.max_connections,
+            // More streams than requests handled at once would only wait.
+            max_concurrent_streams: u32::try_from(self.max_concurrent_requests).unwrap_or(u32::MAX),
         }
     }
 

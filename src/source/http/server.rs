@@ -16,7 +16,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::activity::Activity;
 use super::handler::{HttpState, router};
+
+/// How often an HTTP/2 connection is checked for idleness.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
+/// How long a connection asked to close may take before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Connection-level limits.
 #[derive(Debug, Clone)]
@@ -24,6 +30,8 @@ pub(super) struct Limits {
     pub(super) header_read_timeout: Duration,
     pub(super) handshake_timeout: Duration,
     pub(super) max_connections: usize,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub(super) max_concurrent_streams: u32,
 }
 
 /// Serves `listener` until `shutdown` is cancelled and every connection has
@@ -76,11 +84,11 @@ async fn connection(
     shutdown: CancellationToken,
     _slot: OwnedSemaphorePermit,
 ) {
-    let service = TowerToHyperService::new(app);
     let limits = state.limits();
     let Some(tls) = state.tls() else {
+        let service = TowerToHyperService::new(app);
         let conn = http1_builder(limits).serve_connection(TokioIo::new(stream), service);
-        drive(conn, &shutdown).await;
+        drive(conn, &shutdown, None).await;
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
@@ -105,13 +113,39 @@ async fn connection(
     let is_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = TokioIo::new(stream);
     if is_h2 {
+        // A connection with no request in progress for `header_read_timeout`
+        // is closed, as an idle HTTP/1.1 one is; pings find dead peers.
+        let activity = Activity::new(std::time::Instant::now());
+        let tracked = activity.clone();
+        let service = TowerToHyperService::new(tower::ServiceExt::<
+            hyper::Request<hyper::body::Incoming>,
+        >::map_future(app, move |fut| {
+            let busy = tracked.start();
+            async move {
+                let response = fut.await;
+                drop(busy);
+                response
+            }
+        }));
         let mut builder = http2::Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
-        drive(builder.serve_connection(io, service), &shutdown).await;
+        builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .keep_alive_interval(limits.header_read_timeout)
+            .keep_alive_timeout(limits.header_read_timeout);
+        let conn = builder.serve_connection(io, service);
+        drive(
+            conn,
+            &shutdown,
+            Some((activity, limits.header_read_timeout)),
+        )
+        .await;
     } else {
+        let service = TowerToHyperService::new(app);
         drive(
             http1_builder(limits).serve_connection(io, service),
             &shutdown,
+            None,
         )
         .await;
     }
@@ -128,19 +162,43 @@ fn http1_builder(limits: &Limits) -> http1::Builder {
     builder
 }
 
-/// Runs a connection; on shutdown, asks it to finish the request in flight
-/// and close.
-async fn drive<C>(conn: C, shutdown: &CancellationToken)
+/// Runs a connection; on shutdown, or once it has been idle for the given
+/// time, asks it to finish the request in flight and close.
+async fn drive<C>(conn: C, shutdown: &CancellationToken, idle: Option<(Activity, Duration)>)
 where
     C: GracefulConnection,
     C::Error: std::fmt::Display,
 {
     tokio::pin!(conn);
+    let idle_closed = async {
+        let Some((activity, limit)) = idle else {
+            return std::future::pending().await;
+        };
+        let mut ticks = tokio::time::interval(IDLE_CHECK.min(limit));
+        loop {
+            ticks.tick().await;
+            if activity
+                .idle_for(std::time::Instant::now())
+                .is_some_and(|idle| idle >= limit)
+            {
+                return;
+            }
+        }
+    };
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             conn.await
+        }
+        () = idle_closed => {
+            tracing::debug!("Closing an HTTP/2 connection that stayed idle.");
+            conn.as_mut().graceful_shutdown();
+            // A peer that ignores GOAWAY is dropped after a grace period.
+            match tokio::time::timeout(CLOSE_GRACE, conn).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
         }
     };
     if let Err(e) = result {

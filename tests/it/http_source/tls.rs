@@ -188,3 +188,81 @@ fn an_open_listener_needs_an_explicit_opt_in() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Opens a TLS connection that negotiates HTTP/2 and sends only the
+/// connection preface and an empty SETTINGS frame, then nothing.
+async fn preface_only(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::AsyncWriteExt;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    tls
+}
+
+/// HTTP/2 connections that never send a request are closed after
+/// `header_read_timeout`, as idle HTTP/1.1 ones are, so they cannot hold
+/// every `max_connections` slot while kube-apiserver's requests wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_do_not_hold_the_connection_slots() {
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let output = Output::default();
+    let agent = HttpAgent::start(
+        dir.path(),
+        &config(
+            r#"tls = { cert = "{dir}/server.crt", key = "{dir}/server.key" }
+auth = { bearer_tokens_file = "{dir}/tokens" }
+max_connections = 2
+header_read_timeout = "1s""#,
+        ),
+        &output,
+    );
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(preface_only(agent.addr, &pki.ca_pem).await);
+    }
+    // Both slots are taken; the request waits until the idle ones close.
+    let accepted = event("after-idle");
+    let response = client(&pki.ca_pem, None)
+        .post(format!("https://{}/audit", agent.addr))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(event_list(&[&accepted]))
+        .send()
+        .await
+        .expect("the request got a slot once the idle connections were closed");
+    assert_eq!(response.status(), 200);
+    for mut connection in idle {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), connection.read_to_end(&mut rest));
+        assert!(read.await.is_ok(), "an idle HTTP/2 connection stayed open");
+    }
+    assert!(output.wait_for(1, Duration::from_secs(30)));
+    assert!(agent.stop().success());
+}
