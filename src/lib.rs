@@ -16,6 +16,8 @@
 //! - [`audit`]: `audit.k8s.io` semantics: types, policy, request info,
 //!   access records and the legacy format.
 //! - [`metrics`]: the agent's own Prometheus metrics and the `[api]` endpoint.
+//! - [`listener`]: the bounded accept loop of every HTTP listener (the
+//!   webhook source, the `[api]` endpoint).
 //! - [`systemd`]: service notifications (ready, reloading, stopping, watchdog).
 //! - [`cli`]: the `auditrail` command.
 
@@ -26,6 +28,7 @@ pub mod config;
 pub mod dsl;
 pub mod event;
 pub mod filter;
+pub mod listener;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::Config;
+use crate::config::{ApiConfig, Config};
 use crate::metrics::Metrics;
 use crate::metrics::server::{self, ApiServer, ApiState, Phase, Readiness};
 use crate::pipeline::{Pipeline, RunError};
@@ -50,7 +50,7 @@ async fn serve(path: Option<PathBuf>, config: Config) -> anyhow::Result<ExitCode
     let metrics = Metrics::new();
     let readiness = Readiness::default();
     let api = match config.api.as_ref() {
-        Some(api) => Some(start_api(api.listen, &metrics, &readiness).await?),
+        Some(api) => Some(start_api(api, &metrics, &readiness).await?),
         None => None,
     };
     let pipeline = Pipeline::start(&config, &metrics)
@@ -124,18 +124,22 @@ async fn serve(path: Option<PathBuf>, config: Config) -> anyhow::Result<ExitCode
 }
 
 async fn start_api(
-    listen: SocketAddr,
+    api: &ApiConfig,
     metrics: &Metrics,
     readiness: &Readiness,
 ) -> anyhow::Result<RunningApi> {
-    let listener = server::bind(listen)
+    let listener = bind_api(api.listen).await?;
+    serve_api(api, listener, metrics, readiness)
+}
+
+async fn bind_api(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    server::bind(listen)
         .await
-        .with_context(|| format!("failed to listen on `{listen}` for `[api]`"))?;
-    serve_api(listen, listener, metrics, readiness)
+        .with_context(|| format!("failed to listen on `{listen}` for `[api]`"))
 }
 
 fn serve_api(
-    listen: SocketAddr,
+    api: &ApiConfig,
     listener: tokio::net::TcpListener,
     metrics: &Metrics,
     readiness: &Readiness,
@@ -144,17 +148,18 @@ fn serve_api(
         metrics: metrics.clone(),
         readiness: readiness.clone(),
     };
-    let server = ApiServer::serve(listener, state)
-        .with_context(|| format!("failed to serve `[api]` on `{listen}`"))?;
+    let server = ApiServer::serve(listener, state, api.limits())
+        .with_context(|| format!("failed to serve `[api]` on `{}`", api.listen))?;
     Ok(RunningApi {
-        configured: listen,
+        configured: api.clone(),
         server,
     })
 }
 
-/// The endpoint and the address the config asked for (which may be port 0).
+/// The endpoint and the config it was started with (whose address may be
+/// port 0).
 struct RunningApi {
-    configured: SocketAddr,
+    configured: ApiConfig,
     server: ApiServer,
 }
 
@@ -249,14 +254,14 @@ impl Agent {
         };
         // Bind a changed api address before touching the pipeline, so a
         // taken port rejects the reload instead of leaving no endpoint.
-        let wanted = new.api.as_ref().map(|api| api.listen);
-        let current = self.api.as_ref().map(|api| api.configured);
+        let wanted = new.api.clone();
+        let current = self.api.as_ref().map(|api| api.configured.clone());
         let mut listener = None;
-        if wanted != current
-            && let Some(listen) = wanted
+        if let Some(listen) = wanted.as_ref().map(|api| api.listen)
+            && current.as_ref().map(|api| api.listen) != Some(listen)
         {
             match server::bind(listen).await {
-                Ok(bound) => listener = Some((listen, bound)),
+                Ok(bound) => listener = Some(bound),
                 Err(e) => {
                     tracing::error!(
                         error = %e,
@@ -284,8 +289,13 @@ impl Agent {
             if let Some(api) = self.api.take() {
                 api.stop().await;
             }
-            if let Some((listen, bound)) = listener {
-                self.api = Some(serve_api(listen, bound, &self.metrics, &self.readiness)?);
+            if let Some(api) = &wanted {
+                // Same address, other limits: bound again once the old one is closed.
+                let bound = match listener {
+                    Some(bound) => bound,
+                    None => bind_api(api.listen).await?,
+                };
+                self.api = Some(serve_api(api, bound, &self.metrics, &self.readiness)?);
             }
         }
         self.config = new;

@@ -46,11 +46,39 @@ pub struct Config {
 }
 
 /// `[api]`: the metrics and health endpoint.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// Address for `/metrics`, `/healthz` and `/readyz`.
     pub listen: std::net::SocketAddr,
+    /// Time allowed for a request's headers, and for a connection to stay
+    /// idle between requests. Default 10s.
+    #[serde(default = "default_api_header_read_timeout")]
+    pub header_read_timeout: Duration,
+    /// Open connections at most; more wait in the kernel's backlog, so
+    /// idle clients cannot use up the agent's file descriptors. Default 64.
+    #[serde(default = "default_api_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_api_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_api_max_connections() -> usize {
+    64
+}
+
+impl ApiConfig {
+    /// The listener limits of the endpoint.
+    pub fn limits(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
+            header_read_timeout: self.header_read_timeout.0,
+            handshake_timeout: self.header_read_timeout.0,
+            max_connections: self.max_connections.max(1),
+            max_concurrent_streams: 16,
+        }
+    }
 }
 
 #[derive(Debug)]

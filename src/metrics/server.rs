@@ -121,18 +121,25 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 impl ApiServer {
     /// Serves the endpoint on `listener` and logs the bound address
     /// (`api listening on ADDR`, which tests binding port 0 read).
-    pub fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<Self> {
+    pub fn serve(
+        listener: TcpListener,
+        state: ApiState,
+        limits: crate::listener::Limits,
+    ) -> std::io::Result<Self> {
         let address = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router(state))
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "The api endpoint stopped.");
-            }
-        });
+        let options = crate::listener::Options {
+            limits,
+            tls: None,
+            // Plain HTTP: no handshake to fail.
+            errors: prometheus_client::metrics::counter::Counter::default(),
+        };
+        let task = tokio::spawn(crate::listener::serve(
+            listener,
+            router(state),
+            options,
+            shutdown.clone(),
+        ));
         tracing::info!("api listening on {address}");
         Ok(Self {
             address,

@@ -238,3 +238,42 @@ match = "**"
     }));
     assert_eq!(metric(&agent.get("/metrics").1, bytes_read), before);
 }
+
+/// Idle connections to `[api]` are closed after its `header_read_timeout`
+/// and at most `max_connections` are served at once, so scrapers that hang
+/// cannot use up the agent's file descriptors.
+#[test]
+fn idle_api_connections_are_closed_and_capped() {
+    use std::io::Read;
+    let config = r#"
+data_dir = "{dir}"
+
+[api]
+listen = "127.0.0.1:0"
+header_read_timeout = "1s"
+max_connections = 2
+
+[[source]]
+type = "stdin"
+
+[[output]]
+type = "null"
+match = "**"
+"#;
+    let agent = LiveAgent::start(config, &[]);
+    let api = agent.api();
+    let mut idle: Vec<std::net::TcpStream> = (0..6)
+        .map(|_| std::net::TcpStream::connect(api).unwrap())
+        .collect();
+    // Two are served (and closed once idle for 1s), the others wait in the
+    // backlog and are then served and closed in turn.
+    for stream in &mut idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let closed = stream.read_to_end(&mut rest);
+        assert!(closed.is_ok(), "an idle connection stayed open: {closed:?}");
+    }
+    assert_eq!(agent.get("/healthz"), (200, "ok\n".to_owned()));
+}

@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 use super::auth::BearerTokens;
 use super::body::{self, Format};
 use super::dedupe::{self, Dedupe, Key};
-use super::server::Limits;
 use super::{AckMode, HttpConfig, IngestError, Settings};
 use crate::event::{Ack, BatchStatus, Event};
 use crate::metrics::ComponentMetrics;
@@ -44,8 +43,6 @@ struct Inner {
     requests: Arc<Semaphore>,
     metrics: ComponentMetrics,
     duplicates: Counter,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    limits: Limits,
 }
 
 impl HttpState {
@@ -53,7 +50,6 @@ impl HttpState {
         config: &HttpConfig,
         cx: &SourceContext,
         tokens: Option<BearerTokens>,
-        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Self, super::tag::TemplateError> {
         Ok(Self {
             inner: Arc::new(Inner {
@@ -68,22 +64,8 @@ impl HttpState {
                 requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
                 duplicates: cx.metrics.dropped("duplicate"),
                 metrics: cx.metrics.clone(),
-                tls,
-                limits: config.server_limits(),
             }),
         })
-    }
-
-    pub(super) fn tls(&self) -> Option<&Arc<rustls::ServerConfig>> {
-        self.inner.tls.as_ref()
-    }
-
-    pub(super) fn limits(&self) -> &Limits {
-        &self.inner.limits
-    }
-
-    pub(super) fn metrics(&self) -> &ComponentMetrics {
-        &self.inner.metrics
     }
 }
 

@@ -29,13 +29,11 @@
 //! `events_in` per accepted event, `events_dropped{reason="duplicate"}`,
 //! `errors` per rejected request, `http_responses{code}` per reply.
 
-mod activity;
 mod auth;
 mod body;
 mod dedupe;
 mod error;
 mod handler;
-mod server;
 mod tag;
 #[cfg(test)]
 mod tests;
@@ -43,7 +41,6 @@ mod tls;
 
 pub use error::IngestError;
 pub use handler::{HttpState, router};
-pub use server::serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -324,9 +321,14 @@ impl HttpConfig {
             if let Some(tokens) = &tokens {
                 tokio::spawn(tokens.clone().watch(cx.shutdown.clone()));
             }
-            let state = HttpState::new(&config, &cx, tokens, tls)
+            let state = HttpState::new(&config, &cx, tokens)
                 .map_err(|e| BuildError::new(&name, e.to_string()))?;
-            serve(listener, state, cx.shutdown.clone()).await;
+            let options = crate::listener::Options {
+                limits: config.server_limits(),
+                tls,
+                errors: cx.metrics.errors.clone(),
+            };
+            crate::listener::serve(listener, router(state), options, cx.shutdown.clone()).await;
             Ok(())
         }))
     }
@@ -350,8 +352,8 @@ impl HttpConfig {
         }
     }
 
-    fn server_limits(&self) -> server::Limits {
-        server::Limits {
+    fn server_limits(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
             header_read_timeout: self.header_read_timeout.0,
             handshake_timeout: self.handshake_timeout.0,
             max_connections: self.max_connections,

@@ -42,7 +42,7 @@ fn harness(settings: &str, queue: usize) -> Harness {
         data_dir: PathBuf::new(),
     };
     Harness {
-        state: HttpState::new(&config, &cx, None, None).unwrap(),
+        state: HttpState::new(&config, &cx, None).unwrap(),
         rx,
         tx,
         shutdown,

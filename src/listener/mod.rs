@@ -1,8 +1,12 @@
-//! The accept loop: one task per connection, a TLS handshake bounded by
-//! `handshake_timeout` inside that task (a slow handshake never stalls other
-//! accepts), HTTP/1.1 with a header read timeout, or HTTP/2 when TLS
-//! negotiates it. On shutdown it stops accepting, lets in-flight requests
+//! The bounded accept loop every HTTP listener of the agent serves with (the
+//! webhook source, the `[api]` endpoint): at most `max_connections` at once,
+//! one task per connection, a TLS handshake bounded by `handshake_timeout`
+//! inside that task (a slow handshake never stalls other accepts), HTTP/1.1
+//! with a header read timeout, or HTTP/2 when TLS negotiates it, closed when
+//! idle as long. On shutdown it stops accepting, lets in-flight requests
 //! finish and closes idle keep-alive connections.
+
+mod activity;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +20,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::activity::Activity;
-use super::handler::{HttpState, router};
+use prometheus_client::metrics::counter::Counter;
+
+use self::activity::Activity;
 
 /// How often an HTTP/2 connection is checked for idleness.
 const IDLE_CHECK: Duration = Duration::from_millis(250);
@@ -26,20 +31,37 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Connection-level limits.
 #[derive(Debug, Clone)]
-pub(super) struct Limits {
-    pub(super) header_read_timeout: Duration,
-    pub(super) handshake_timeout: Duration,
-    pub(super) max_connections: usize,
+pub struct Limits {
+    /// Time allowed for a request's headers, and for a connection to stay
+    /// idle between requests.
+    pub header_read_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub max_connections: usize,
     /// Streams one HTTP/2 connection may have open at once.
-    pub(super) max_concurrent_streams: u32,
+    pub max_concurrent_streams: u32,
 }
 
-/// Serves `listener` until `shutdown` is cancelled and every connection has
-/// finished its in-flight requests.
-pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) {
-    let app = router(state.clone());
+/// How a listener serves its connections.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub limits: Limits,
+    /// Serve HTTPS (HTTP/2 when the client offers it) instead of HTTP/1.1.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Counts failed TLS handshakes.
+    pub errors: Counter,
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled and every
+/// connection has finished its in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    options: Options,
+    shutdown: CancellationToken,
+) {
+    let options = Arc::new(options);
     let connections = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(state.limits().max_connections));
+    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
     loop {
         // Waiting for a slot before accepting leaves further clients in the
         // kernel's backlog instead of holding memory for each.
@@ -66,7 +88,7 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
         let _ = stream.set_nodelay(true);
         connections.spawn(connection(
             stream,
-            state.clone(),
+            options.clone(),
             app.clone(),
             shutdown.clone(),
             slot,
@@ -79,13 +101,13 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
 
 async fn connection(
     stream: TcpStream,
-    state: HttpState,
+    options: Arc<Options>,
     app: axum::Router,
     shutdown: CancellationToken,
     _slot: OwnedSemaphorePermit,
 ) {
-    let limits = state.limits();
-    let Some(tls) = state.tls() else {
+    let limits = &options.limits;
+    let Some(tls) = &options.tls else {
         let service = TowerToHyperService::new(app);
         let conn = http1_builder(limits).serve_connection(TokioIo::new(stream), service);
         drive(conn, &shutdown, None).await;
@@ -98,12 +120,12 @@ async fn connection(
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 // No or bad client certificate, plain HTTP on the TLS port...
-                state.metrics().errors.inc();
+                options.errors.inc();
                 tracing::debug!(error = %e, "TLS handshake failed.");
                 return;
             }
             Err(_) => {
-                state.metrics().errors.inc();
+                options.errors.inc();
                 tracing::debug!("TLS handshake timed out.");
                 return;
             }
