@@ -38,11 +38,12 @@ impl TagPattern {
                 message: "expected a tag pattern such as `audit.**`, found nothing".into(),
             });
         }
-        let regex =
-            Regex::new(&format!("^(?:{})$", alternatives.join("|"))).map_err(|e| PatternError {
+        let regex = Regex::new(&format!("(?s)^(?:{})$", alternatives.join("|"))).map_err(|e| {
+            PatternError {
                 offset: 0,
                 message: format!("invalid pattern: {e}"),
-            })?;
+            }
+        })?;
         Ok(Self {
             text: text.to_owned(),
             regex,
@@ -233,6 +234,13 @@ mod tests {
         for tag in no {
             assert!(!p.matches(tag), "`{pattern}` should not match `{tag}`");
         }
+    }
+
+    #[test]
+    fn any_character_matches_in_a_tag() {
+        // Tags are made safe at creation, but matching holds for any text.
+        check("audit.**", &["audit.a\nb", "audit.\r"], &["audi\nt.a"]);
+        check("audit.*", &["audit.a\nb"], &["audit.a.\n"]);
     }
 
     #[test]
