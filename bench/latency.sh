@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Latency at low rates (issue 9): "at 100 events/s, an event reaches its file
+# Latency at low rates, against the target "at 100 events/s, an event reaches its file
 # within flush_interval (default 1 s)". A writer appends real audit events,
 # each stamped with its write time, to a file auditrail tails at --rate events/s
 # for --secs seconds; a poller reads the output file every 5 ms and takes, for

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Memory cases of issue 9: "Memory stays bounded and independent of file size
+# Memory cases, against the target "Memory stays bounded and independent of file size
 # and backlog: a 100 KB event, 1M queued events, 10,000 tags - report peak RSS
 # for each."
 #
