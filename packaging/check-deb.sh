@@ -75,7 +75,7 @@ echo "$contents" | grep -E ' \./usr/bin/auditrail$' | grep -q '^-rwxr-xr-x' \
     || fail "usr/bin/auditrail is not mode 0755"
 # The config may hold secrets: unpacked 0640 root:root, then postinst makes
 # it root:auditrail (checked below).
-echo "$contents" | grep -E ' \./etc/auditrail/auditrail\.toml$' | grep -q '^-rw-r----- root/root ' \
+echo "$contents" | grep -E ' \./etc/auditrail/auditrail\.toml$' | grep -Eq '^-rw-r----- (root/root|0/0) ' \
     || fail "etc/auditrail/auditrail.toml is not packaged 0640 root/root"
 
 echo "== conffiles and maintainer scripts"
@@ -92,6 +92,8 @@ grep -q 'deb-systemd-helper' "$control/DEBIAN/postinst" || fail "postinst does n
 grep -q 'auditrail.service' "$control/DEBIAN/postinst" || fail "postinst does not name auditrail.service"
 grep -q 'deb-systemd-invoke stop' "$control/DEBIAN/prerm" || fail "prerm does not stop the service"
 grep -q 'purge' "$control/DEBIAN/postrm" || fail "postrm does not handle purge"
+[ "$(grep -c '#DEBHELPER#' packaging/debian/postinst)" = 1 ] \
+    || fail "packaging/debian/postinst must name #DEBHELPER# exactly once (cargo-deb replaces every occurrence)"
 sh -n "$control/DEBIAN/postinst" || fail "postinst is not valid sh"
 grep -q '#DEBHELPER#' "$control/DEBIAN/postinst" && fail "postinst still holds #DEBHELPER#"
 grep -q 'systemd-sysusers auditrail.conf' "$control/DEBIAN/postinst" \
@@ -100,6 +102,37 @@ grep -q 'chown root:auditrail "\$config"' "$control/DEBIAN/postinst" \
     && grep -q 'chmod 0640 "\$config"' "$control/DEBIAN/postinst" \
     && grep -qx 'config=/etc/auditrail/auditrail.toml' <(sed 's/^ *//' "$control/DEBIAN/postinst") \
     || fail "postinst does not make the config 0640 root:auditrail"
+
+# Run the packaged postinst as dpkg would on an upgrade, with stand-ins that
+# log the commands it calls, on a copy of the config: the user comes first,
+# then the config's owner and mode, all before any restart.
+stubs="$control/stubs"
+calls="$control/postinst.calls"
+mkdir -p "$stubs"
+for cmd in systemd-sysusers getent useradd chown chmod deb-systemd-helper deb-systemd-invoke systemctl; do
+    printf '#!/bin/sh\necho "%s $*" >>"%s"\n' "$cmd" "$calls" >"$stubs/$cmd"
+done
+printf '#!/bin/sh\nexit 1\n' >"$stubs/dpkg-statoverride" # no override
+chmod +x "$stubs"/*
+config_copy="$control/auditrail.toml"
+: >"$config_copy"
+sed "s#/etc/auditrail/auditrail.toml#$config_copy#g" "$control/DEBIAN/postinst" >"$control/postinst.run"
+PATH="$stubs" /bin/sh "$control/postinst.run" configure 0.0.1 >/dev/null 2>&1 \
+    || fail "postinst configure failed (run with logging stand-ins)"
+cat "$calls"
+[ "$(head -n 1 "$calls")" = "systemd-sysusers auditrail.conf" ] || fail "postinst does not create the user first"
+line_of() { grep -nxF -- "$1" "$calls" | head -n 1 | cut -d: -f1 || true; }
+chown_at=$(line_of "chown root:auditrail $config_copy")
+chmod_at=$(line_of "chmod 0640 $config_copy")
+[ -n "$chown_at" ] && [ -n "$chmod_at" ] || fail "postinst did not chown and chmod the config"
+# (No restart here unless /run/systemd/system exists; enabling always runs.)
+restart_at=$(grep -n '^deb-systemd-invoke' "$calls" | head -n 1 | cut -d: -f1 || true)
+enable_at=$(grep -n '^deb-systemd-helper' "$calls" | head -n 1 | cut -d: -f1 || true)
+[ -n "$enable_at" ] || fail "postinst does not enable the unit"
+for at in $restart_at $enable_at; do
+    [ "$chown_at" -lt "$at" ] && [ "$chmod_at" -lt "$at" ] \
+        || fail "postinst touches the service before the config has its owner and mode"
+done
 
 echo "== packaged files"
 root="$control/root"
