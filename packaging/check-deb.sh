@@ -22,6 +22,12 @@ fail() {
 need() {
     command -v "$1" >/dev/null 2>&1 || fail "\`$1\` is not installed ($2)"
 }
+# has PATTERN...: grep's verdict on standard input, read to its end. (`grep -q`
+# stops at the first match, and under pipefail the writer's SIGPIPE would
+# then fail a pipeline that matched.)
+has() {
+    grep "$@" >/dev/null
+}
 need cargo-deb "cargo install cargo-deb --locked"
 need dpkg-deb "apt-get install dpkg"
 need tar "apt-get install tar"
@@ -49,8 +55,8 @@ echo "== control"
 dpkg-deb --field "$deb" Package Version Architecture Section Depends Maintainer
 [ "$(dpkg-deb --field "$deb" Package)" = auditrail ] || fail "package name is not \`auditrail\`"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-dpkg-deb --field "$deb" Version | grep -q "^${version}" || fail "package version is not $version"
-dpkg-deb --field "$deb" Depends | grep -q libc6 || fail "Depends lacks libc6 (\$auto)"
+dpkg-deb --field "$deb" Version | has "^${version}" || fail "package version is not $version"
+dpkg-deb --field "$deb" Depends | has libc6 || fail "Depends lacks libc6 (\$auto)"
 deb_name="auditrail_${version}-1_${arch}.deb"
 [ "$(basename "$deb")" = "$deb_name" ] \
     || fail "cargo deb produced $(basename "$deb"), the docs name auditrail_<version>-1_<arch>.deb"
@@ -67,15 +73,15 @@ for path in \
     ./usr/lib/sysusers.d/auditrail.conf \
     ./usr/share/doc/auditrail/README.md \
     ./usr/share/doc/auditrail/copyright; do
-    echo "$contents" | awk '{print $6}' | grep -qx -- "$path" || fail "the package lacks $path"
+    echo "$contents" | awk '{print $6}' | has -x -- "$path" || fail "the package lacks $path"
 done
-echo "$contents" | awk '{print $6}' | grep -Eqx '\./(usr/)?lib/systemd/system/auditrail\.service' \
+echo "$contents" | awk '{print $6}' | has -Ex '\./(usr/)?lib/systemd/system/auditrail\.service' \
     || fail "the package lacks the systemd unit auditrail.service"
-echo "$contents" | grep -E ' \./usr/bin/auditrail$' | grep -q '^-rwxr-xr-x' \
+echo "$contents" | grep -E ' \./usr/bin/auditrail$' | has '^-rwxr-xr-x' \
     || fail "usr/bin/auditrail is not mode 0755"
 # The config may hold secrets: unpacked 0640 root:root, then postinst makes
 # it root:auditrail (checked below).
-echo "$contents" | grep -E ' \./etc/auditrail/auditrail\.toml$' | grep -Eq '^-rw-r----- (root/root|0/0) ' \
+echo "$contents" | grep -E ' \./etc/auditrail/auditrail\.toml$' | has -E '^-rw-r----- (root/root|0/0) ' \
     || fail "etc/auditrail/auditrail.toml is not packaged 0640 root/root"
 
 echo "== conffiles and maintainer scripts"
@@ -141,7 +147,7 @@ unit=$(find "$root" -path '*/systemd/system/auditrail.service' | head -n 1)
 cmp "$unit" packaging/auditrail.service || fail "the packaged unit differs from packaging/auditrail.service"
 # Every command of the unit runs the binary where the package puts it, as the
 # user the package creates.
-grep -E '^Exec(StartPre|Start|Reload)=' "$unit" | grep -v '=/bin/kill ' | grep -vq '=/usr/bin/auditrail ' \
+grep -E '^Exec(StartPre|Start|Reload)=' "$unit" | grep -v '=/bin/kill ' | has -v '=/usr/bin/auditrail ' \
     && fail "a command of the unit does not run /usr/bin/auditrail"
 grep -q '^ExecStart=/usr/bin/auditrail run ' "$unit" || fail "the unit's ExecStart does not run /usr/bin/auditrail"
 grep -qx 'User=auditrail' "$unit" && grep -qx 'Group=auditrail' "$unit" \
@@ -153,7 +159,7 @@ if reason=$(not_stripped "$root/usr/bin/auditrail"); then
 fi
 echo "usr/bin/auditrail is stripped ($(stat -c %s "$root/usr/bin/auditrail") bytes)"
 cmp "$root/etc/auditrail/auditrail.toml" conf/auditrail.toml || fail "the packaged config differs from conf/auditrail.toml"
-"$root/usr/bin/auditrail" --version | grep -qx "auditrail ${version}" || fail "the packaged binary is not version $version"
+"$root/usr/bin/auditrail" --version | has -x "auditrail ${version}" || fail "the packaged binary is not version $version"
 "$root/usr/bin/auditrail" check -c "$root/etc/auditrail/auditrail.toml" \
     || fail "the packaged binary rejects the packaged config"
 
@@ -177,9 +183,9 @@ for path in bin/auditrail etc/auditrail/auditrail.toml \
     share/auditrail/policies/gce-configure-helper-master-audit-policy.yaml \
     share/auditrail/systemd/auditrail.service share/auditrail/sysusers/auditrail.conf \
     share/doc/auditrail/README.md; do
-    echo "$listing" | grep -qx "$top/$path" || fail "the tarball lacks $top/$path"
+    echo "$listing" | has -x "$top/$path" || fail "the tarball lacks $top/$path"
 done
-tar -tvzf "$tarball" "$top/etc/auditrail/auditrail.toml" | grep -q '^-rw-r----- 0/0 ' \
+tar -tvzf "$tarball" "$top/etc/auditrail/auditrail.toml" | has '^-rw-r----- 0/0 ' \
     || fail "the tarball's config is not 0640"
 unpacked="$control/tarball"
 mkdir -p "$unpacked"
