@@ -1,5 +1,5 @@
 #!/bin/sh
-# Throughput of the http source (issue 6): EventLists of 400 real
+# Throughput of the http source (the audit webhook receiver): EventLists of 400 real
 # kube-apiserver events from 8 keep-alive connections on loopback into a
 # `stdout` output sent to /dev/null; prints events/s and reply latencies.
 #

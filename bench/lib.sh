@@ -5,17 +5,15 @@
 # Settings (environment, or set before sourcing):
 #   BENCH_CACHE   generated inputs (default ~/.cache/auditrail-bench; the
 #                 older AUDITRAIL_BENCH_CACHE is honoured too)
-#   BENCH_SHARED  the shared folder beside the repo (default ../shared from the
-#                 repo root); its bench/ holds gen-audit-log, check-output and
-#                 http-sink
+#   BENCH_SEED    seed of the generated inputs (default 42)
 #   AUDITRAIL     the agent binary (default target/release/auditrail, built)
 #
 # Nothing here writes into the repo except bench/results/ (gitignored).
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_CACHE=${BENCH_CACHE:-${AUDITRAIL_BENCH_CACHE:-$HOME/.cache/auditrail-bench}}
-BENCH_SHARED=${BENCH_SHARED:-$BENCH_ROOT/../shared}
-BENCH_TOOLS=$BENCH_SHARED/bench
+# gen-audit-log, check-output and http-sink (Python 3, standard library).
+BENCH_TOOLS=$BENCH_ROOT/bench/tools
 BENCH_SEED=${BENCH_SEED:-42}
 
 bench_log() { printf '%s\n' "$*" >&2; }
@@ -33,22 +31,23 @@ bench_build() {
 }
 
 # bench_input COUNT: sets INPUT and COUNTS to the cached input of COUNT events
-# (gen-audit-log --count COUNT --seed BENCH_SEED, default mix) and its counts
-# JSON, generating them the first time (~100 CPU-s per million events). A
+# (bench/tools/gen-audit-log --count COUNT --seed BENCH_SEED, default mix) and
+# its counts JSON, generating them the first time (~100 CPU-s per million
+# events). A
 # smaller input is cut from a cached bigger one of the same seed when there is
 # one (gen-audit-log writes event i the same whatever --count is), with the
 # counts recomputed the way gen-audit-log does.
 bench_input() {
     local count=$1
     mkdir -p "$BENCH_CACHE"
-    INPUT=$BENCH_CACHE/audit-$count-s$BENCH_SEED.log
-    COUNTS=$BENCH_CACHE/audit-$count-s$BENCH_SEED.counts.json
+    INPUT=$BENCH_CACHE/gen-$count-s$BENCH_SEED.log
+    COUNTS=$BENCH_CACHE/gen-$count-s$BENCH_SEED.counts.json
     if [[ -s $INPUT && -s $COUNTS ]]; then return; fi
     local bigger=
     local f n
-    for f in "$BENCH_CACHE"/audit-*-s"$BENCH_SEED".log; do
+    for f in "$BENCH_CACHE"/gen-*-s"$BENCH_SEED".log; do
         [[ -s $f ]] || continue
-        n=${f##*/audit-}; n=${n%%-*}
+        n=${f##*/gen-}; n=${n%%-*}
         if [[ $n =~ ^[0-9]+$ ]] && ((n > count)) && [[ -s ${f%.log}.counts.json ]]; then
             bigger=$f
             break

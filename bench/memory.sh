@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Memory cases of issue 9: "Memory stays bounded and independent of file size
+# Memory cases, against the target "Memory stays bounded and independent of file size
 # and backlog: a 100 KB event, 1M queued events, 10,000 tags - report peak RSS
 # for each."
 #
-#   bench/memory.sh [--count N] [--cache DIR] [--shared DIR] [--block-secs S]
+#   bench/memory.sh [--count N] [--cache DIR] [--block-secs S]
 #
 #   huge     events of 50-100 KB each (gen-audit-log --mix with huge = 1,
 #            2,000 events, ~150 MB) -> gzip 6 files per namespace
@@ -24,13 +24,11 @@ while (($#)); do
     case $1 in
         --count) count=$2; shift 2 ;;
         --cache) BENCH_CACHE=$2; shift 2 ;;
-        --shared) BENCH_SHARED=$2; shift 2 ;;
         --block-secs) block_secs=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-if [[ -n ${BENCH_SHARED:-} ]]; then BENCH_SHARED=$(cd "$BENCH_SHARED" && pwd); fi
 source "$(dirname "$0")/lib.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/auditrail-memory.XXXXXX")
@@ -42,7 +40,7 @@ if bench_has_stop_at_eof; then stop_at_eof='stop_at_eof = true'; fi
 
 # Inputs (cached).
 mkdir -p "$BENCH_CACHE"
-huge=$BENCH_CACHE/audit-huge-2000-s$BENCH_SEED.log
+huge=$BENCH_CACHE/gen-huge-2000-s$BENCH_SEED.log
 if [[ ! -s $huge ]]; then
     bench_log "generating 2,000 events of 50-100 KB into $huge"
     "$BENCH_TOOLS/gen-audit-log" --count 2000 --seed "$BENCH_SEED" \
@@ -51,7 +49,7 @@ if [[ ! -s $huge ]]; then
     mv "$huge.tmp" "$huge"
 fi
 bench_input 200000
-tags=$BENCH_CACHE/audit-tags10k-200000-s$BENCH_SEED.log
+tags=$BENCH_CACHE/gen-tags10k-200000-s$BENCH_SEED.log
 if [[ ! -s $tags ]]; then
     bench_log "rewriting $INPUT to 10,000 namespaces into $tags"
     python3 - "$INPUT" >"$tags.tmp" <<'PY'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throughput of the network outputs: events/s from a Kubernetes audit log on
 # stdin through auditrail's `http` and `elasticsearch` outputs to the local
-# benchmark sink (shared/bench/http-sink, 127.0.0.1), with and without gzip.
+# benchmark sink (bench/tools/http-sink, 127.0.0.1), with and without gzip.
 # (bench/run measures tail -> elasticsearch end to end against rsyslog; this
 # one covers the http output and request compression.)
 #

@@ -5,7 +5,7 @@
 # time) and by shared object.
 #
 #   bench/profile.sh [--workload gzip6|plain|es] [--count 50000] [--top 40]
-#                    [--freq 4000] [--cache DIR] [--shared DIR]
+#                    [--freq 4000] [--cache DIR]
 #
 # Needs `perf` (Debian: linux-perf). The release profile keeps line tables
 # (Cargo.toml), so symbols resolve. perf.data is kept in the temp dir only
@@ -25,12 +25,10 @@ while (($#)); do
         --freq) freq=$2; shift 2 ;;
         --keep) keep=1; shift ;;
         --cache) BENCH_CACHE=$2; shift 2 ;;
-        --shared) BENCH_SHARED=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-if [[ -n ${BENCH_SHARED:-} ]]; then BENCH_SHARED=$(cd "$BENCH_SHARED" && pwd); fi
 source "$(dirname "$0")/lib.sh"
 command -v perf >/dev/null || bench_die "perf is missing (apt-get install -y linux-perf)"
 

@@ -3,9 +3,10 @@
 //! the same lines (the cost a parse-everything agent pays). The target is
 //! that the template costs less than the parse.
 //!
-//! Events: `tests/data/audit-sample.jsonl` (200 lines from
-//! `shared/bench/gen-audit-log -n 20000 -s 42`), or the file named by
-//! `AUDITRAIL_BENCH_LOG`. Run with `cargo bench --bench dsl`.
+//! Events: `tests/data/audit-sample.jsonl` (200 synthetic events of the
+//! kind `bench/tools/gen-audit-log` writes), or the file named by
+//! `AUDITRAIL_BENCH_LOG`, e.g. one from
+//! `bench/tools/gen-audit-log -n 20000 -s 42 -o events.log`. Run with `cargo bench --bench dsl`.
 
 use std::hint::black_box;
 

@@ -3,9 +3,10 @@
 //! against what it replaced, serde_json's `RawValue` skip after a UTF-8
 //! check. Both do the same job; the figure that matters is the ratio.
 //!
-//! Events: `tests/data/audit-sample.jsonl` (200 lines from
-//! `shared/bench/gen-audit-log -n 20000 -s 42`), or the file named by
-//! `AUDITRAIL_BENCH_LOG`. Run with `cargo bench --bench json_scan`.
+//! Events: `tests/data/audit-sample.jsonl` (200 synthetic events of the
+//! kind `bench/tools/gen-audit-log` writes), or the file named by
+//! `AUDITRAIL_BENCH_LOG`, e.g. one from
+//! `bench/tools/gen-audit-log -n 20000 -s 42 -o events.log`. Run with `cargo bench --bench json_scan`.
 
 use std::hint::black_box;
 

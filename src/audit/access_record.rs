@@ -1,5 +1,6 @@
-//! Access records: one API request as an authenticating proxy logs it (DESIGN §2,
-//! `format = "access_json"`), and the intermediate form legacy `AUDIT:` lines become.
+//! Access records: one API request as an authenticating proxy logs it
+//! (`format = "access_json"`, documented field by field in
+//! `docs/access-records.md`), and the intermediate form legacy `AUDIT:` lines become.
 //! [`AccessRecord::to_events`] (in `emit.rs`) turns one into audit Events via a policy.
 
 use std::collections::BTreeMap;

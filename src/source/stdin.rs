@@ -54,7 +54,8 @@ pub struct StdinConfig {
     pub tag: String,
     /// `json` (default), `text` (each line becomes `{"message": "<line>"}`),
     /// `legacy` (kube-apiserver's `AUDIT:` lines) or `access_json` (one
-    /// access record per request; see DESIGN §2). The last two need `policy`.
+    /// access record per request, described in `docs/access-records.md`).
+    /// The last two need `policy`.
     #[serde(default)]
     pub format: InputFormat,
     /// Field holding the event time; default `stageTimestamp` for `json`

@@ -78,9 +78,22 @@ fn multi_cluster_example_audits_each_cluster_with_its_own_policy() {
     }
     let config = std::fs::read_to_string(repo("examples/multi-cluster.toml"))
         .expect("example")
-        .replace("/var/log/clusters", "{dir}/clusters")
-        .replace("/var/log/auditrail", "{dir}/out")
-        .replace("/var/lib/auditrail", "{dir}/data")
+        .replace(
+            "examples/data/legacy-audit.log",
+            "{dir}/clusters/prod/audit.log",
+        )
+        .replace(
+            "examples/data/access-records.jsonl",
+            "{dir}/clusters/staging/access.log",
+        )
+        .replace(
+            "examples/data/audit-events.jsonl",
+            "{dir}/clusters/dev/audit.log",
+        )
+        .replace("out/multi-cluster/data", "{dir}/data")
+        .replace("out/multi-cluster", "{dir}/out")
+        // Follow the files as a service does; the test stops the agent.
+        .replace("stop_at_eof = true\n", "")
         // The unanswered legacy request is emitted after join_timeout of quiet.
         .replace("join_timeout = \"10s\"", "join_timeout = \"1s\"");
     let prod_expected = offline(
