@@ -11,7 +11,7 @@ pub struct Tag(Arc<str>);
 /// Longest tag, in bytes: tags come from event content (`${path}`, a
 /// namespace, a user name) and are kept per distinct value, so a hostile
 /// value must not make them large. Kubernetes names stay far below it.
-pub const MAX_TAG_LEN: usize = 1024;
+pub(crate) const MAX_TAG_LEN: usize = 1024;
 
 impl Tag {
     /// A tag from any text: control characters (a newline in a namespace
