@@ -254,17 +254,33 @@ impl HttpConfig {
             ));
         }
         let addr = self.listen.get_ref();
-        if !addr.ip().is_loopback() && self.tls.is_none() && self.auth.is_none() && !self.insecure {
-            return Err(Diagnostic::new(format!(
-                "refusing to receive events on `{addr}` without TLS or authentication"
-            ))
-            .at(self.listen.span())
-            .with_label("not a loopback address")
-            .with_help(
-                "add `tls = { cert = ..., key = ..., client_ca = ... }` and/or \
-                 `auth = { bearer_tokens_file = ... }`; or set `insecure = true` to accept \
-                 unauthenticated events from the network",
-            ));
+        // Server-only TLS proves the agent to its clients, not the clients
+        // to the agent: only client certificates or tokens authenticate.
+        let authenticated =
+            self.auth.is_some() || self.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        if !addr.ip().is_loopback() && !authenticated && !self.insecure {
+            let (what, help) = if self.tls.is_some() {
+                (
+                    "with TLS but no client authentication",
+                    "add `client_ca = ...` to `tls` (kube-apiserver then presents the client \
+                     certificate of its webhook kubeconfig) and/or \
+                     `auth = { bearer_tokens_file = ... }`; or set `insecure = true` to accept \
+                     events from any client that can reach the port",
+                )
+            } else {
+                (
+                    "without TLS or authentication",
+                    "add `tls = { cert = ..., key = ..., client_ca = ... }` and/or \
+                     `auth = { bearer_tokens_file = ... }`; or set `insecure = true` to accept \
+                     unauthenticated events from the network",
+                )
+            };
+            return Err(
+                Diagnostic::new(format!("refusing to receive events on `{addr}` {what}"))
+                    .at(self.listen.span())
+                    .with_label("not a loopback address")
+                    .with_help(help),
+            );
         }
         Ok(())
     }

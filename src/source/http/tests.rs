@@ -246,7 +246,15 @@ fn open_listeners_need_protection_or_an_opt_in() {
     assert!(parse("listen = \"[::]:8888\"").is_err());
     assert!(parse("listen = \"0.0.0.0:8888\"\ninsecure = true").is_ok());
     assert!(parse("listen = \"0.0.0.0:8888\"\nauth = { bearer_tokens_file = \"t\" }").is_ok());
-    assert!(parse("listen = \"0.0.0.0:8888\"\ntls = { cert = \"c\", key = \"k\" }").is_ok());
+    assert!(parse("listen = \"0.0.0.0:8888\"\ntls = { cert = \"c\", key = \"k\" }").is_err());
+    assert!(
+        parse("listen = \"0.0.0.0:8888\"\ntls = { cert = \"c\", key = \"k\", client_ca = \"a\" }")
+            .is_ok()
+    );
+    assert!(
+        parse("listen = \"0.0.0.0:8888\"\ntls = { cert = \"c\", key = \"k\" }\ninsecure = true")
+            .is_ok()
+    );
     assert!(parse("listen = \"127.0.0.1:8888\"").is_ok());
     assert!(parse("listen = \"[::1]:8888\"").is_ok());
     assert!(parse("listen = \"127.0.0.1:8888\"\ntag = \"a.${nope}\"").is_err());
