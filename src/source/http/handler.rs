@@ -56,10 +56,13 @@ impl HttpState {
                 settings: Settings::from_config(config)?,
                 out: cx.out.clone(),
                 tokens,
-                dedupe: config
-                    .dedupe_window
-                    .as_ref()
-                    .map(|d| Mutex::new(Dedupe::new(d.max_age.0, d.max_entries))),
+                dedupe: config.dedupe_window.as_ref().map(|d| {
+                    Mutex::new(Dedupe::new(
+                        d.max_age.0,
+                        d.max_entries,
+                        d.max_bytes.as_usize(),
+                    ))
+                }),
                 shutdown: cx.shutdown.clone(),
                 requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
                 duplicates: cx.metrics.dropped("duplicate"),

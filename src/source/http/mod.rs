@@ -183,6 +183,10 @@ pub struct DedupeConfig {
     /// Default 100000.
     #[serde(default = "default_dedupe_entries")]
     pub max_entries: usize,
+    /// Bytes of (`auditID`, `stage`) keys remembered at most; the oldest go
+    /// first. Keys over 256 bytes are never remembered. Default 16MiB.
+    #[serde(default = "default_dedupe_bytes")]
+    pub max_bytes: ByteSize,
 }
 
 /// `ack`: when a request is answered 200.
@@ -234,6 +238,9 @@ fn default_dedupe_age() -> Duration {
 }
 fn default_dedupe_entries() -> usize {
     100_000
+}
+fn default_dedupe_bytes() -> ByteSize {
+    ByteSize(16 << 20)
 }
 
 impl HttpConfig {
