@@ -68,3 +68,62 @@ fn control_characters_and_huge_values_in_tags_are_made_safe() {
     let (status, _) = agent.finish();
     assert!(status.success());
 }
+
+/// Events for more distinct files than `max_files` go to the overflow file,
+/// counted; none is lost.
+#[test]
+fn distinct_files_are_capped_with_an_overflow_file() {
+    let config = r#"
+data_dir = "{dir}"
+
+[api]
+listen = "127.0.0.1:0"
+
+[[source]]
+type = "stdin"
+tag = "audit"
+
+[[output]]
+name = "files"
+type = "file"
+match = "**"
+path = '{dir}/out/${objectRef.namespace}.log'
+max_files = 3
+"#;
+    let mut agent = LiveAgent::start(config, &[]);
+    let dir = agent.dir.path().to_owned();
+    let mut stdin = agent.stdin.take().unwrap();
+    for n in 0..10 {
+        for _ in 0..5 {
+            stdin
+                .write_all(event_in(&format!("ns{n}")).as_bytes())
+                .unwrap();
+        }
+    }
+    stdin.flush().unwrap();
+    agent.stdin = Some(stdin);
+    let out = r#"auditrail_events_out_total{component="files"}"#;
+    assert!(wait_until(Duration::from_secs(20), || metric(
+        &agent.get("/metrics").1,
+        out
+    ) == 50.0));
+    let (_, text) = agent.get("/metrics");
+    assert_eq!(
+        metric(
+            &text,
+            r#"auditrail_file_overflow_events_total{component="files"}"#
+        ),
+        35.0
+    );
+    assert!(agent.log().contains("go to its overflow file"));
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ns0.log", "ns1.log", "ns2.log", "overflow.log"]);
+    let overflow = std::fs::read_to_string(dir.join("out/overflow.log")).unwrap();
+    assert_eq!(overflow.lines().count(), 35);
+    let (status, _) = agent.finish();
+    assert!(status.success());
+}

@@ -88,6 +88,15 @@ struct RawFileConfig {
     max_age: Option<Duration>,
     /// Open files at most; the least recently used is closed first. Default 256.
     max_open_files: Option<usize>,
+    /// Distinct files written at once at most (a file counts until it is
+    /// closed as idle or its time slice ends). Events for a further file go
+    /// to `overflow_path` instead, so event content (3,000 namespaces)
+    /// cannot make unbounded files and buffers. Default 4096.
+    max_files: Option<usize>,
+    /// Where events beyond `max_files` are written: a plain path, no
+    /// template. Default `overflow.log` (`overflow.log.gz` with gzip) in
+    /// `base_dir`.
+    overflow_path: Option<Spanned<String>>,
     /// Files not written for this long are closed. Default `60s`.
     idle_timeout: Option<Duration>,
     /// Mode of created files. Default `0o600`.
@@ -114,6 +123,8 @@ pub struct FileConfig {
     pub(crate) max_backups: usize,
     pub(crate) max_age: Duration,
     pub(crate) max_open_files: usize,
+    pub(crate) max_files: usize,
+    pub(crate) overflow_path: String,
     pub(crate) idle_timeout: Duration,
     pub(crate) mode: FileMode,
     pub(crate) dir_mode: FileMode,
@@ -175,6 +186,24 @@ impl FileConfig {
             }
             None => default_base_dir(&template),
         };
+        let overflow_path = match raw.overflow_path {
+            Some(path)
+                if path.get_ref().is_empty() || path.get_ref().contains(['\0', '$', '%']) =>
+            {
+                return Err(Diagnostic::new("`overflow_path` must be a plain file path")
+                    .at(path.span())
+                    .with_label("no templates or strftime fields here"));
+            }
+            Some(path) => path.into_inner(),
+            None => {
+                let suffix = if raw.compress == Compress::Gzip {
+                    ".gz"
+                } else {
+                    ""
+                };
+                format!("{base_dir}overflow.log{suffix}")
+            }
+        };
         Ok(Self {
             path: text,
             template,
@@ -188,6 +217,8 @@ impl FileConfig {
             max_backups: raw.max_backups.unwrap_or(100),
             max_age: raw.max_age.unwrap_or(Duration::from_secs(366 * 86_400)),
             max_open_files: raw.max_open_files.unwrap_or(256),
+            max_files: raw.max_files.unwrap_or(4096).max(1),
+            overflow_path,
             idle_timeout: raw.idle_timeout.unwrap_or(Duration::from_secs(60)),
             mode: raw.mode.unwrap_or(FileMode(0o600)),
             dir_mode: raw.dir_mode.unwrap_or(FileMode(0o700)),

@@ -79,6 +79,8 @@ impl FileConfig {
             flush_interval: self.flush_interval.0,
             idle_timeout: self.idle_timeout.0,
             max_open_files: self.max_open_files.max(1),
+            max_files: self.max_files,
+            overflow_path: self.overflow_path.clone(),
             max_in_flight: threads * JOBS_PER_THREAD,
             max_buffered: MIN_MAX_BUFFERED.max(flush_bytes.saturating_mul(8)),
             flush_all_bytes: FLUSH_ALL_BYTES.max(flush_bytes.saturating_mul(4)),

@@ -32,6 +32,9 @@ pub(crate) struct Limits {
     pub(crate) flush_interval: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_open_files: usize,
+    /// Distinct files at most; events for more go to `overflow_path`.
+    pub(crate) max_files: usize,
+    pub(crate) overflow_path: String,
     pub(crate) max_in_flight: usize,
     /// Stop taking input beyond this many buffered bytes (backpressure).
     pub(crate) max_buffered: usize,
@@ -94,6 +97,10 @@ pub(crate) struct OpenFiles {
     batch_sizes: Histogram,
     unsafe_paths: Counter,
     warned_unsafe: bool,
+    /// Events written to the overflow file (`max_files`), and whether that
+    /// is happening now (warned once per episode).
+    overflowed: Counter,
+    overflowing: bool,
     /// Emptied chunk buffers kept for reuse.
     spare: Vec<Vec<u8>>,
 }
@@ -119,6 +126,12 @@ impl OpenFiles {
             unsafe_paths: metrics.dropped("unsafe_path"),
             latency: metrics.latency(),
             batch_sizes: metrics.batch_sizes(),
+            overflowed: metrics.metrics().component_counter(
+                "file_overflow_events",
+                "Events a file output wrote to its overflow file because it had max_files files",
+                &metrics.name,
+            ),
+            overflowing: false,
             metrics,
             warned_unsafe: false,
             spare: Vec::new(),
@@ -160,6 +173,24 @@ impl OpenFiles {
             return;
         }
         self.clock += 1;
+        let path = if self.entries.len() >= self.limits.max_files
+            && !self.entries.contains_key(path)
+            && path != self.limits.overflow_path
+        {
+            self.overflowed.inc();
+            if !self.overflowing {
+                self.overflowing = true;
+                tracing::warn!(
+                    max_files = self.limits.max_files,
+                    overflow_path = %self.limits.overflow_path,
+                    "An output has as many files as `max_files`: events for further files go to its overflow file until some close."
+                );
+            }
+            std::borrow::Cow::Owned(self.limits.overflow_path.clone())
+        } else {
+            std::borrow::Cow::Borrowed(path)
+        };
+        let path = &*path;
         let entry = match self.entries.get_mut(path) {
             Some(entry) => entry,
             None => {
@@ -378,6 +409,12 @@ impl OpenFiles {
             false
         });
         self.open_fds -= closed;
+        if self.overflowing && self.entries.len() < self.limits.max_files {
+            self.overflowing = false;
+            tracing::info!(
+                "An output's files are below `max_files` again: events go to their own files."
+            );
+        }
     }
 
     fn close_least_recently_used(&mut self, except: &str) {
