@@ -319,9 +319,10 @@ fn serialize_api_version<S: serde::Serializer>(
 }
 
 /// An audit Policy document as written (before validation). Lists are `Option` because
-/// YAML `key:` with no value is null, which Kubernetes treats as empty.
+/// YAML `key:` with no value is null, which Kubernetes treats as empty. Unknown keys are
+/// refused (kube-apiserver's strict decode), here and in rules and resources entries.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Policy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -340,7 +341,7 @@ pub struct Policy {
 
 /// One rule of a Policy. Level and stages stay strings so validation can report them.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
@@ -368,7 +369,7 @@ pub struct PolicyRule {
 
 /// Resources of one API group a rule selects.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupResources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,

@@ -538,3 +538,124 @@ fn audit_reports_bad_lines_by_number_and_exits_1() {
         ]
     );
 }
+
+const TYPO_POLICY: &str = "tests/data/audit/unknown-key-policy.yaml";
+const TYPO_ERROR: &str = "policy `tests/data/audit/unknown-key-policy.yaml` line 7, column 3: \
+    unknown key `user` in a rule (did you mean `users`?); expected one of `level`, `users`, \
+    `userGroups`, `verbs`, `resources`, `namespaces`, `nonResourceURLs`, `omitStages`, \
+    `omitManagedFields`";
+
+/// kube-apiserver decodes a policy strictly: `user:` for `users:` is an error with its
+/// line and column, not a rule that silently matches every user.
+#[test]
+fn policy_commands_refuse_an_unknown_policy_key() {
+    let out = run_in_repo(&["policy", "check", TYPO_POLICY]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(text(&out.stderr), format!("error: {TYPO_ERROR}\n"));
+    let explain = run_in_repo(&[
+        "policy",
+        "explain",
+        "--policy",
+        TYPO_POLICY,
+        "--user",
+        "u",
+        "--verb",
+        "get",
+        "--path",
+        "/healthz",
+    ]);
+    assert_eq!(explain.status.code(), Some(2));
+    assert_eq!(text(&explain.stderr), format!("error: {TYPO_ERROR}\n"));
+    let audit = audit_command(&["--policy", TYPO_POLICY], b"");
+    assert_eq!(audit.status.code(), Some(2));
+    assert_eq!(text(&audit.stderr), format!("error: {TYPO_ERROR}\n"));
+}
+
+/// `check` and `run` load the policy a source or an `audit_policy` filter names through
+/// the same loader, and refuse the config with the policy's line and column.
+#[test]
+fn check_and_run_refuse_a_config_naming_a_policy_with_an_unknown_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let by_source = format!(
+        "[[source]]\ntype = \"stdin\"\ntag = \"audit\"\nformat = \"access_json\"\npolicy = \"{TYPO_POLICY}\"\n\n\
+         [[output]]\ntype = \"stdout\"\nmatch = \"audit\"\n"
+    );
+    let by_filter = format!(
+        "[[source]]\ntype = \"stdin\"\ntag = \"audit\"\n\n\
+         [[filter]]\ntype = \"audit_policy\"\nmatch = \"audit\"\npolicy = \"{TYPO_POLICY}\"\n\n\
+         [[output]]\ntype = \"stdout\"\nmatch = \"audit\"\n"
+    );
+    for (name, config, at) in [
+        ("source.toml", by_source, "source.toml:5:10"),
+        ("filter.toml", by_filter, "filter.toml:8:10"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, config).expect("write config");
+        for command in ["check", "run"] {
+            let out = auditrail()
+                .current_dir(repo(""))
+                .args([command, "-c"])
+                .arg(&path)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run auditrail");
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {name}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("error: invalid audit policy: {TYPO_ERROR}\n")),
+                "{command} {name}: {stderr}"
+            );
+            assert!(stderr.contains(at), "{stderr}");
+        }
+    }
+}
+
+/// A reload that finds the policy edited into an unknown key keeps the running config.
+#[test]
+fn a_reload_refuses_a_policy_edited_to_have_an_unknown_key() {
+    let policies = tempfile::tempdir().expect("temp dir");
+    let policy = policies.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )
+    .expect("write policy");
+    let config = format!(
+        "data_dir = \"{{dir}}\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[source]]\nname = \"in\"\ntype = \"stdin\"\ntag = \"audit\"\nformat = \"access_json\"\npolicy = {policy:?}\n\n\
+         [[output]]\nname = \"out\"\ntype = \"stdout\"\nmatch = \"audit\"\n",
+        policy = policy.display().to_string(),
+    );
+    let mut agent = crate::live::LiveAgent::start(&config, &[]);
+    agent.api();
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  user: [alice]\n- level: Metadata\n",
+    )
+    .expect("edit policy");
+    agent.signal(libc::SIGHUP);
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(30), || {
+            agent.log_count("Rejected the new config") > 0
+        }),
+        "no reload; log:\n{}",
+        agent.log()
+    );
+    let log = agent.log();
+    assert!(
+        log.contains("line 5, column 3: unknown key `user` in a rule (did you mean `users`?)"),
+        "{log}"
+    );
+    // The running policy (every request at Metadata) stays in effect.
+    let mut stdin = agent.stdin.take().expect("stdin");
+    writeln!(
+        stdin,
+        r#"{{"id":"r1","time":"2026-11-22T10:00:00Z","method":"GET","uri":"/api/v1/pods","user":{{"username":"alice"}},"status":200}}"#
+    )
+    .expect("write record");
+    agent.stdin = Some(stdin);
+    let (status, lines) = agent.finish();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+}
