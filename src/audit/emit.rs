@@ -57,10 +57,12 @@ impl AccessRecord {
                     .or(self.completed)
                     .unwrap_or(self.time),
             );
+            // Nothing of the handler's: no user, no body, no objectRef fields from it.
             event.user = UserInfo::default();
             event.impersonated_user = None;
             event.request_object = None;
             event.response_object = None;
+            event.object_ref = info.is_resource_request.then(|| object_ref(&info));
             event.response_status = Some(Status {
                 status: Some("Failure".to_owned()),
                 reason: Some("BadRequest".to_owned()),

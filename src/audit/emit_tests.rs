@@ -369,6 +369,14 @@ fn bad_timeout_is_one_user_less_response_started() {
         events[0].response_status.as_ref().and_then(|s| s.code),
         Some(400)
     );
+    // The request never reached the handler: a create's body names nothing.
+    let mut create = record("POST", "/api/v1/namespaces/a/configmaps?timeout=soon");
+    create.request_body = Some(json!({"metadata": {"name": "cm", "uid": "u-1"}}));
+    let events = create.to_events(&p).expect("ok");
+    assert_eq!(
+        serde_json::to_value(&events[0].object_ref).expect("objectRef"),
+        json!({"resource": "configmaps", "namespace": "a", "apiVersion": "v1"})
+    );
     // Valid durations, and long-running requests, are unaffected.
     for uri in [
         "/api/v1/pods?timeout=32s",
