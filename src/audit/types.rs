@@ -329,7 +329,7 @@ pub struct Policy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<ObjectMeta>,
     #[serde(default)]
     pub rules: Option<Vec<PolicyRule>>,
     /// Stage names as written; validation reports unknown ones.
@@ -337,6 +337,43 @@ pub struct Policy {
     pub omit_stages: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omit_managed_fields: Option<bool>,
+}
+
+/// A Policy's `metadata` (`metav1.ObjectMeta`): only its keys are accepted, as in
+/// kube-apiserver's strict decode; the values are not used.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_name: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_link: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_grace_period_seconds: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_references: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalizers: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_fields: Option<Value>,
 }
 
 /// One rule of a Policy. Level and stages stay strings so validation can report them.

@@ -33,6 +33,23 @@ const RULE_KEYS: &[&str] = &[
     "omitManagedFields",
 ];
 const GROUP_RESOURCES_KEYS: &[&str] = &["group", "resources", "resourceNames"];
+const OBJECT_META_KEYS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
 
 /// Parses a YAML or JSON policy document without validating it.
 ///
@@ -138,6 +155,8 @@ fn unknown_key(
         ("a rule", RULE_KEYS)
     } else if has("resourceNames") {
         ("a resources entry", GROUP_RESOURCES_KEYS)
+    } else if has("generateName") {
+        ("the policy's metadata", OBJECT_META_KEYS)
     } else {
         ("the policy", POLICY_KEYS)
     };
@@ -292,6 +311,20 @@ mod tests {
             unknown_key_message(nested),
             "policy `p.yaml` line 8, column 5: unknown key `verbs` in a resources entry; \
              expected one of `group`, `resources`, `resourceNames`"
+        );
+    }
+
+    #[test]
+    fn metadata_takes_object_meta_keys_only() {
+        let ok = "apiVersion: audit.k8s.io/v1\nkind: Policy\nmetadata:\n  name: p\n  labels: {a: b}\nrules:\n- level: None\n";
+        assert!(Policy::from_yaml_str(ok, "p.yaml").is_ok());
+        let typo = "apiVersion: audit.k8s.io/v1\nkind: Policy\nmetadata:\n  nmae: p\nrules:\n- level: None\n";
+        let message = unknown_key_message(typo);
+        assert!(
+            message.starts_with(
+                "policy `p.yaml` line 4, column 3: unknown key `nmae` in the policy's metadata (did you mean `name`?)"
+            ),
+            "{message}"
         );
     }
 
