@@ -68,9 +68,14 @@ pub fn load_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
                 };
             };
             // serde_json counts from the start of the trimmed text.
-            let skipped = text[..text.len() - trimmed.len()].matches('\n').count();
-            let line = source.line() as u64 + skipped as u64;
-            let column = source.column() as u64;
+            let prefix = &text[..text.len() - trimmed.len()];
+            let line = source.line() + prefix.matches('\n').count();
+            let mut column = source.column();
+            if source.line() == 1 {
+                let last_line = prefix.rsplit('\n').next().unwrap_or_default();
+                column += last_line.chars().filter(|c| *c != '\u{feff}').count();
+            }
+            let (line, column) = (line as u64, column as u64);
             header_error::<serde_json::Error>(serde_json::from_str(trimmed), origin)
                 .unwrap_or_else(|| unknown_key(origin, line, column, &key, &expected))
         });
@@ -332,12 +337,18 @@ mod tests {
     fn json_unknown_keys_have_line_and_column_too() {
         let text = "\n{\"apiVersion\":\"audit.k8s.io/v1\",\"kind\":\"Policy\",\n\"rules\":[{\"level\":\"None\",\"userGroup\":[\"x\"]}]}";
         let message = unknown_key_message(text);
+        // serde_json points at the closing quote of the key.
         assert!(
-            message.starts_with("policy `p.yaml` line 3, column "),
+            message.starts_with(
+                "policy `p.yaml` line 3, column 36: unknown key `userGroup` in a rule (did you mean `userGroups`?)"
+            ),
             "{message}"
         );
+        // Columns count the blanks before the document too.
+        let one_line = "  {\"apiVersion\":\"audit.k8s.io/v1\",\"kind\":\"Policy\",\"rulez\":[]}";
+        let message = unknown_key_message(one_line);
         assert!(
-            message.contains("unknown key `userGroup` in a rule (did you mean `userGroups`?)"),
+            message.starts_with("policy `p.yaml` line 1, column 57: unknown key `rulez` in the policy (did you mean `rules`?)"),
             "{message}"
         );
     }
