@@ -61,12 +61,18 @@ pub fn load_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     if trimmed.starts_with('{') {
         return serde_json::from_str(trimmed).map_err(|source| {
-            let Some((key, expected)) = unknown_field_message(&source.to_string()) else {
+            let message = source.to_string();
+            let unknown = unknown_field_message(&message);
+            let duplicate = message
+                .strip_prefix("duplicate field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(key, _)| key.to_owned());
+            if unknown.is_none() && duplicate.is_none() {
                 return PolicyError::ParseJson {
                     origin: origin.to_owned(),
                     source,
                 };
-            };
+            }
             // serde_json counts from the start of the trimmed text.
             let prefix = &text[..text.len() - trimmed.len()];
             let line = source.line() + prefix.matches('\n').count();
@@ -76,8 +82,19 @@ pub fn load_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
                 column += last_line.chars().filter(|c| *c != '\u{feff}').count();
             }
             let (line, column) = (line as u64, column as u64);
-            header_error::<serde_json::Error>(serde_json::from_str(trimmed), origin)
-                .unwrap_or_else(|| unknown_key(origin, line, column, &key, &expected))
+            header_error::<serde_json::Error>(serde_json::from_str(trimmed), origin).unwrap_or_else(
+                || match (unknown, duplicate) {
+                    (Some((key, expected)), _) => {
+                        unknown_key(origin, line, column, &key, &expected)
+                    }
+                    (None, key) => PolicyError::DuplicateKey {
+                        origin: origin.to_owned(),
+                        line,
+                        column,
+                        key: key.unwrap_or_default(),
+                    },
+                },
+            )
         });
     }
     // An empty document is YAML null; treat it like `{}` so the version check reports it.
@@ -104,6 +121,14 @@ pub fn load_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
             return header_error(serde_saphyr::from_str(text), origin).unwrap_or_else(|| {
                 unknown_key(origin, location.line(), location.column(), field, &expected)
             });
+        }
+        if let serde_saphyr::Error::DuplicateMappingKey { key, location } = inner {
+            return PolicyError::DuplicateKey {
+                origin: origin.to_owned(),
+                line: location.line(),
+                column: location.column(),
+                key: key.clone().unwrap_or_default(),
+            };
         }
         PolicyError::ParseYaml {
             origin: origin.to_owned(),
@@ -367,7 +392,17 @@ mod tests {
     fn duplicate_keys_are_refused() {
         let text = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  users: [a]\n  users: [b]\n";
         let err = Policy::from_yaml_str(text, "p.yaml").expect_err("refused");
-        assert!(matches!(err, PolicyError::ParseYaml { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "policy `p.yaml` line 6, column 3: key `users` is given twice; each key may appear once"
+        );
+        let json = r#"{"apiVersion":"audit.k8s.io/v1","kind":"Policy","rules":[{"level":"None","users":[],"users":[]}]}"#;
+        let err = Policy::from_yaml_str(json, "p.json").expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("policy `p.json` line 1, column 91: key `users` is given twice"),
+            "{err}"
+        );
     }
 
     #[test]

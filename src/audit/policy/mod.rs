@@ -59,6 +59,16 @@ pub enum PolicyError {
         expected: Vec<&'static str>,
         suggestion: Option<&'static str>,
     },
+    /// A key given twice in one mapping (kube-apiserver's strict decoding refuses it).
+    #[error(
+        "policy `{origin}` line {line}, column {column}: key `{key}` is given twice; each key may appear once"
+    )]
+    DuplicateKey {
+        origin: String,
+        line: u64,
+        column: u64,
+        key: String,
+    },
     /// `apiVersion` is missing or not an `audit.k8s.io` version we read.
     #[error(
         "policy `{origin}` has unknown group version `{api_version}` (expected `apiVersion: audit.k8s.io/v1`)"
