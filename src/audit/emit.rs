@@ -51,15 +51,18 @@ impl AccessRecord {
             }
             let mut event = self.snapshot(
                 &self.base_event(&info, decision),
+                &info,
                 Stage::ResponseStarted,
                 self.response_started
                     .or(self.completed)
                     .unwrap_or(self.time),
             );
+            // Nothing of the handler's: no user, no body, no objectRef fields from it.
             event.user = UserInfo::default();
             event.impersonated_user = None;
             event.request_object = None;
             event.response_object = None;
+            event.object_ref = info.is_resource_request.then(|| object_ref(&info));
             event.response_status = Some(Status {
                 status: Some("Failure".to_owned()),
                 reason: Some("BadRequest".to_owned()),
@@ -101,7 +104,7 @@ impl AccessRecord {
         self.stages(info)
             .into_iter()
             .filter(|(stage, _)| !decision.omit_stages.contains(*stage))
-            .map(|(stage, at)| self.snapshot(&base, stage, at))
+            .map(|(stage, at)| self.snapshot(&base, info, stage, at))
             .collect()
     }
 
@@ -191,7 +194,10 @@ impl AccessRecord {
             request_uri,
             verb: info.verb.clone(),
             user: self.user.clone().unwrap_or_default(),
-            impersonated_user: self.impersonated_user.clone(),
+            impersonated_user: self
+                .impersonated_user
+                .clone()
+                .filter(|_| !self.impersonation_refused()),
             authentication_metadata: None,
             source_ips: (!self.source_ips.is_empty()).then(|| self.source_ips.clone()),
             user_agent: self.user_agent.as_deref().map(truncate_user_agent),
@@ -206,7 +212,10 @@ impl AccessRecord {
         }
     }
 
-    fn snapshot(&self, base: &Event, stage: Stage, at: DateTime<Utc>) -> Event {
+    /// The event as emitted at `stage`. RequestReceived is emitted before impersonation
+    /// and before the handler decodes the body, so nothing taken from the body is in it:
+    /// its `objectRef` is the request-info one (a create's has no name yet).
+    fn snapshot(&self, base: &Event, info: &RequestInfo, stage: Stage, at: DateTime<Utc>) -> Event {
         let mut event = base.clone();
         event.stage = stage;
         event.stage_timestamp = Some(MicroTime::from_datetime(at));
@@ -216,6 +225,7 @@ impl AccessRecord {
                 event.request_object = None;
                 event.response_object = None;
                 event.impersonated_user = None;
+                event.object_ref = info.is_resource_request.then(|| object_ref(info));
                 event.stage_timestamp = event.request_received_timestamp.clone();
             }
             Stage::ResponseStarted => {
@@ -264,6 +274,32 @@ impl AccessRecord {
             status.details = body.get("details").filter(|d| !d.is_null()).cloned();
         }
         status
+    }
+
+    /// Whether the impersonation filter refused the request: a 403 `Status` about an
+    /// impersonation resource (`users`, `groups`, `serviceaccounts`, `uids`,
+    /// `userextras/...`) with the `cannot impersonate` wording. kube-apiserver records
+    /// the impersonated identity only once impersonation succeeded, so such events have
+    /// no `impersonatedUser`.
+    fn impersonation_refused(&self) -> bool {
+        if self.status != Some(403) {
+            return false;
+        }
+        let Some(body) = self.response_body.as_ref().filter(|b| is_status(b)) else {
+            return false;
+        };
+        fn text(value: Option<&Value>) -> &str {
+            value.and_then(Value::as_str).unwrap_or("")
+        }
+        let details = body.get("details");
+        let kind = text(details.and_then(|d| d.get("kind")));
+        let group = text(details.and_then(|d| d.get("group")));
+        let resource = match group {
+            "" => matches!(kind, "users" | "groups" | "serviceaccounts"),
+            "authentication.k8s.io" => kind == "uids" || kind.starts_with("userextras"),
+            _ => false,
+        };
+        resource && text(body.get("message")).contains(" cannot impersonate ")
     }
 
     /// Whether the request got past authentication and authorization into the handler

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::audit::access_record::AccessRecord;
 use crate::audit::policy::CompiledPolicy;
-use crate::audit::types::{Event, Level, Policy, Stage};
+use crate::audit::types::{Event, Level, Policy, Stage, UserInfo};
 
 fn policy(yaml_rules: &str) -> CompiledPolicy {
     let text = format!("apiVersion: audit.k8s.io/v1\nkind: Policy\n{yaml_rules}");
@@ -161,6 +161,120 @@ fn patch_bodies_keep_managed_fields_and_lists_are_stripped() {
     );
 }
 
+/// kube-apiserver completes `objectRef` from the decoded body in the handler, after
+/// the RequestReceived event was emitted: only later stages carry those fields.
+#[test]
+fn request_received_has_no_object_ref_fields_from_the_body() {
+    let p = policy("rules:\n- level: RequestResponse\n");
+    let mut create = record("POST", "/api/v1/namespaces/a/configmaps");
+    create.status = Some(201);
+    create.request_body = Some(json!({
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "uid": "u-1", "resourceVersion": "7"},
+    }));
+    let events = create.to_events(&p).expect("ok");
+    assert_eq!(
+        stages(&events),
+        [Stage::RequestReceived, Stage::ResponseComplete]
+    );
+    let object_ref = |e: &Event| serde_json::to_value(&e.object_ref).expect("objectRef");
+    assert_eq!(
+        object_ref(&events[0]),
+        json!({"resource": "configmaps", "namespace": "a", "apiVersion": "v1"})
+    );
+    assert_eq!(
+        object_ref(&events[1]),
+        json!({"resource": "configmaps", "namespace": "a", "name": "cm", "uid": "u-1",
+               "apiVersion": "v1", "resourceVersion": "7"})
+    );
+
+    // An update names its object in the URL; uid and resourceVersion still come later.
+    let mut update = record("PUT", "/api/v1/namespaces/a/configmaps/cm");
+    update.request_body = create.request_body.clone();
+    let events = update.to_events(&p).expect("ok");
+    assert_eq!(
+        object_ref(&events[0]),
+        json!({"resource": "configmaps", "namespace": "a", "name": "cm", "apiVersion": "v1"})
+    );
+    assert_eq!(
+        events[1].object_ref.as_ref().and_then(|r| r.uid.as_deref()),
+        Some("u-1")
+    );
+}
+
+fn impersonating(status: i32, response_body: serde_json::Value) -> AccessRecord {
+    let mut r = record("GET", "/api/v1/namespaces?limit=500");
+    r.user = Some(UserInfo {
+        username: Some("dave".to_owned()),
+        ..UserInfo::default()
+    });
+    r.impersonated_user = Some(UserInfo {
+        username: Some("kubernetes-admin".to_owned()),
+        groups: Some(vec!["system:masters".to_owned()]),
+        ..UserInfo::default()
+    });
+    r.status = Some(status);
+    r.response_body = Some(response_body);
+    r
+}
+
+/// The impersonation filter's refusal (a 403 `Status` about `users`, `groups`,
+/// `serviceaccounts`, ...) comes before the impersonated identity is recorded.
+#[test]
+fn refused_impersonation_records_no_impersonated_user() {
+    let p = policy("rules:\n- level: Metadata\n");
+    let refused = |kind: &str, group: Option<&str>, name: &str| {
+        let mut details = json!({"name": name, "kind": kind});
+        if let Some(group) = group {
+            details["group"] = json!(group);
+        }
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("{kind} \"{name}\" is forbidden: User \"dave\" cannot impersonate resource \"{kind}\" in API group \"{}\" at the cluster scope", group.unwrap_or("")),
+            "reason": "Forbidden", "details": details, "code": 403,
+        })
+    };
+    for body in [
+        refused("users", None, "kubernetes-admin"),
+        refused("groups", None, "system:masters"),
+        refused("serviceaccounts", None, "builder"),
+        refused("uids", Some("authentication.k8s.io"), "1234"),
+        refused("userextras", Some("authentication.k8s.io"), "scopes"),
+    ] {
+        let events = impersonating(403, body.clone()).to_events(&p).expect("ok");
+        let last = events.last().expect("event");
+        assert_eq!(last.impersonated_user, None, "{body}");
+        assert_eq!(
+            last.response_status.as_ref().and_then(|s| s.code),
+            Some(403)
+        );
+    }
+
+    // Impersonation succeeded, then authorization refused the impersonated user: the
+    // event names who was impersonated.
+    let denied = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "namespaces is forbidden: User \"kubernetes-admin\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope",
+        "reason": "Forbidden", "details": {"kind": "namespaces"}, "code": 403,
+    });
+    let events = impersonating(403, denied).to_events(&p).expect("ok");
+    assert_eq!(
+        events
+            .last()
+            .and_then(|e| e.impersonated_user.as_ref())
+            .and_then(|u| u.username.as_deref()),
+        Some("kubernetes-admin")
+    );
+    // A denied `list serviceaccounts` is not an impersonation refusal either.
+    let denied = json!({
+        "kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
+        "message": "serviceaccounts is forbidden: User \"kubernetes-admin\" cannot list resource \"serviceaccounts\" in API group \"\" at the cluster scope",
+        "details": {"kind": "serviceaccounts"},
+    });
+    let events = impersonating(403, denied).to_events(&p).expect("ok");
+    assert!(events.last().expect("event").impersonated_user.is_some());
+}
+
 #[test]
 fn non_resource_responses_only_when_api_objects() {
     let rr = policy("rules:\n- level: RequestResponse\n");
@@ -254,6 +368,14 @@ fn bad_timeout_is_one_user_less_response_started() {
     assert_eq!(
         events[0].response_status.as_ref().and_then(|s| s.code),
         Some(400)
+    );
+    // The request never reached the handler: a create's body names nothing.
+    let mut create = record("POST", "/api/v1/namespaces/a/configmaps?timeout=soon");
+    create.request_body = Some(json!({"metadata": {"name": "cm", "uid": "u-1"}}));
+    let events = create.to_events(&p).expect("ok");
+    assert_eq!(
+        serde_json::to_value(&events[0].object_ref).expect("objectRef"),
+        json!({"resource": "configmaps", "namespace": "a", "apiVersion": "v1"})
     );
     // Valid durations, and long-running requests, are unaffected.
     for uri in [

@@ -20,6 +20,6 @@ pub use legacy::{LegacyError, LegacyJoiner, LegacyLine};
 pub use policy::{CompiledPolicy, PolicyDecision, PolicyError, RequestAttributes, UserAttributes};
 pub use request_info::{RequestInfo, RequestInfoError};
 pub use types::{
-    Event, EventList, GroupResources, Level, ObjectReference, Policy, PolicyRule, Stage, StageSet,
-    Status, UserInfo,
+    Event, EventList, GroupResources, Level, ObjectMeta, ObjectReference, Policy, PolicyRule,
+    Stage, StageSet, Status, UserInfo,
 };

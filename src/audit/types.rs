@@ -319,16 +319,17 @@ fn serialize_api_version<S: serde::Serializer>(
 }
 
 /// An audit Policy document as written (before validation). Lists are `Option` because
-/// YAML `key:` with no value is null, which Kubernetes treats as empty.
+/// YAML `key:` with no value is null, which Kubernetes treats as empty. Unknown keys are
+/// refused (kube-apiserver's strict decode), here and in rules and resources entries.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Policy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<ObjectMeta>,
     #[serde(default)]
     pub rules: Option<Vec<PolicyRule>>,
     /// Stage names as written; validation reports unknown ones.
@@ -338,9 +339,46 @@ pub struct Policy {
     pub omit_managed_fields: Option<bool>,
 }
 
+/// A Policy's `metadata` (`metav1.ObjectMeta`): only its keys are accepted, as in
+/// kube-apiserver's strict decode; the values are not used.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_name: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_link: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_grace_period_seconds: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_references: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalizers: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_fields: Option<Value>,
+}
+
 /// One rule of a Policy. Level and stages stay strings so validation can report them.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
@@ -368,7 +406,7 @@ pub struct PolicyRule {
 
 /// Resources of one API group a rule selects.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupResources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,

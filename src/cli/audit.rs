@@ -72,16 +72,40 @@ pub(super) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             })?)),
         ),
     };
-    let mut out = Writer::open(stdio_or(args.output.as_deref()))?;
     let mut input = input;
     let mut line = Vec::new();
-    let mut decoded = Vec::new();
-    let (mut number, mut bad) = (0u64, 0u64);
-    loop {
+    let read_line = |input: &mut Box<dyn BufRead>, line: &mut Vec<u8>| {
         line.clear();
-        let read = input
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("failed to read `{input_name}`"))?;
+        input
+            .read_until(b'\n', line)
+            .with_context(|| format!("failed to read `{input_name}`"))
+    };
+    // Blank lines are skipped; the first other line tells what the input is.
+    let mut number = 0u64;
+    let mut read = read_line(&mut input, &mut line)?;
+    while read > 0 && line.trim_ascii().is_empty() {
+        number += 1;
+        read = read_line(&mut input, &mut line)?;
+    }
+    if let Some(what) = audit_event_kind(&line) {
+        return Err(UsageError(format!(
+            "{input_name}:{}: the input holds audit {what}, not raw requests: `auditrail audit` \
+             makes Events from access records (`--format access_json`) or kube-apiserver's \
+             legacy `AUDIT:` lines (`--format legacy`); to apply a policy to existing Events, \
+             run them through an `audit_policy` filter",
+            number + 1
+        ))
+        .into());
+    }
+    let mut out = Writer::open(stdio_or(args.output.as_deref()))?;
+    let mut decoded = Vec::new();
+    let mut bad = 0u64;
+    let mut first = true;
+    loop {
+        if !first {
+            read = read_line(&mut input, &mut line)?;
+        }
+        first = false;
         if read == 0 {
             break;
         }
@@ -107,6 +131,20 @@ pub(super) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `Events` or `EventLists` when a line is an `audit.k8s.io` Event (`kind: Event`, or
+/// the `auditID` and `stage` only Events have) or EventList, the output of kube-apiserver
+/// rather than the raw requests this command reads.
+fn audit_event_kind(line: &[u8]) -> Option<&'static str> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let object = value.as_object()?;
+    match object.get("kind").and_then(serde_json::Value::as_str) {
+        Some("Event") => Some("Events"),
+        Some("EventList") => Some("EventLists"),
+        _ if object.contains_key("auditID") && object.contains_key("stage") => Some("Events"),
+        _ => None,
+    }
 }
 
 /// `-` means the standard stream.

@@ -43,7 +43,7 @@ pub struct ExplainArgs {
     #[arg(long, default_value = "", conflicts_with = "path")]
     pub api_group: String,
     /// Resource (plural, e.g. `pods`); one of `--resource` and `--path` is needed.
-    #[arg(long, required_unless_present = "path", conflicts_with = "path")]
+    #[arg(long, conflicts_with = "path")]
     pub resource: Option<String>,
     /// Subresource, e.g. `log` or `status`.
     #[arg(long, default_value = "", conflicts_with = "path")]
@@ -118,7 +118,49 @@ fn render_policy_error(error: &PolicyError) -> String {
     text
 }
 
+/// The request must be named: a resource (`--resource`) or a URL path (`--path`).
+fn check_request_flags(args: &ExplainArgs) -> Result<(), UsageError> {
+    if args.resource.is_none() && args.path.is_none() {
+        return Err(UsageError(
+            "`policy explain` needs the request: `--resource R` (with `--api-group`, \
+             `--subresource`, `--namespace`, `--name` as needed) for a resource request, \
+             or `--path URL` (e.g. `--path /healthz`) for a non-resource request"
+                .to_owned(),
+        ));
+    }
+    check_verb(&args.verb, args.path.is_some())
+}
+
+/// Policies match Kubernetes verbs, case-sensitively: an HTTP method such as `GET`
+/// would never match a rule, so it is refused with the verb it becomes.
+fn check_verb(verb: &str, non_resource: bool) -> Result<(), UsageError> {
+    let lower = verb.to_ascii_lowercase();
+    let verbs = match verb {
+        "GET" | "HEAD" => {
+            "`get`, `list` or `watch` (one object, a collection, or `?watch=true`)".to_owned()
+        }
+        "POST" => "`create`".to_owned(),
+        "PUT" => "`update`".to_owned(),
+        "PATCH" => "`patch`".to_owned(),
+        "DELETE" => "`delete` or `deletecollection` (one object or a collection)".to_owned(),
+        "OPTIONS" | "CONNECT" | "TRACE" => format!("`{lower}`"),
+        _ => return Ok(()),
+    };
+    Err(UsageError(if non_resource {
+        format!(
+            "`--verb {verb}` is an HTTP method; for a non-resource request (`--path`) the \
+             verb is the lower-case method: `--verb {lower}`"
+        )
+    } else {
+        format!(
+            "`--verb {verb}` is an HTTP method, and policies match Kubernetes verbs: \
+             for {verb} that is {verbs}"
+        )
+    }))
+}
+
 fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    check_request_flags(args)?;
     let (policy, compiled) = load_compiled(&args.policy)?;
     let user = UserAttributes {
         name: &args.user,

@@ -417,8 +417,11 @@ fn audit_command(args: &[&str], stdin: &[u8]) -> Output {
     let bytes = stdin.to_vec();
     let writer = std::thread::spawn(move || input.write_all(&bytes));
     let out = child.wait_with_output().expect("wait");
-    writer.join().expect("writer").expect("write stdin");
-    out
+    // A command that refuses its input exits without reading all of it.
+    match writer.join().expect("writer") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write stdin: {e}"),
+        _ => out,
+    }
 }
 
 /// Each legacy fixture becomes exactly its expected Events (checked by hand; see
@@ -536,5 +539,231 @@ fn audit_reports_bad_lines_by_number_and_exits_1() {
             ("a3", "RequestReceived"),
             ("a3", "ResponseComplete")
         ]
+    );
+}
+
+const TYPO_POLICY: &str = "tests/data/audit/unknown-key-policy.yaml";
+const TYPO_ERROR: &str = "policy `tests/data/audit/unknown-key-policy.yaml` line 7, column 3: \
+    unknown key `user` in a rule (did you mean `users`?); expected one of `level`, `users`, \
+    `userGroups`, `verbs`, `resources`, `namespaces`, `nonResourceURLs`, `omitStages`, \
+    `omitManagedFields`";
+
+/// kube-apiserver decodes a policy strictly: `user:` for `users:` is an error with its
+/// line and column, not a rule that silently matches every user.
+#[test]
+fn policy_commands_refuse_an_unknown_policy_key() {
+    let out = run_in_repo(&["policy", "check", TYPO_POLICY]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(text(&out.stderr), format!("error: {TYPO_ERROR}\n"));
+    let explain = run_in_repo(&[
+        "policy",
+        "explain",
+        "--policy",
+        TYPO_POLICY,
+        "--user",
+        "u",
+        "--verb",
+        "get",
+        "--path",
+        "/healthz",
+    ]);
+    assert_eq!(explain.status.code(), Some(2));
+    assert_eq!(text(&explain.stderr), format!("error: {TYPO_ERROR}\n"));
+    let audit = audit_command(&["--policy", TYPO_POLICY], b"");
+    assert_eq!(audit.status.code(), Some(2));
+    assert_eq!(text(&audit.stderr), format!("error: {TYPO_ERROR}\n"));
+}
+
+/// `check` and `run` load the policy a source or an `audit_policy` filter names through
+/// the same loader, and refuse the config with the policy's line and column.
+#[test]
+fn check_and_run_refuse_a_config_naming_a_policy_with_an_unknown_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let by_source = format!(
+        "[[source]]\ntype = \"stdin\"\ntag = \"audit\"\nformat = \"access_json\"\npolicy = \"{TYPO_POLICY}\"\n\n\
+         [[output]]\ntype = \"stdout\"\nmatch = \"audit\"\n"
+    );
+    let by_filter = format!(
+        "[[source]]\ntype = \"stdin\"\ntag = \"audit\"\n\n\
+         [[filter]]\ntype = \"audit_policy\"\nmatch = \"audit\"\npolicy = \"{TYPO_POLICY}\"\n\n\
+         [[output]]\ntype = \"stdout\"\nmatch = \"audit\"\n"
+    );
+    for (name, config, at) in [
+        ("source.toml", by_source, "source.toml:5:10"),
+        ("filter.toml", by_filter, "filter.toml:8:10"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, config).expect("write config");
+        for command in ["check", "run"] {
+            let out = auditrail()
+                .current_dir(repo(""))
+                .args([command, "-c"])
+                .arg(&path)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run auditrail");
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {name}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("error: invalid audit policy: {TYPO_ERROR}\n")),
+                "{command} {name}: {stderr}"
+            );
+            assert!(stderr.contains(at), "{stderr}");
+        }
+    }
+}
+
+/// A reload that finds the policy edited into an unknown key keeps the running config.
+#[test]
+fn a_reload_refuses_a_policy_edited_to_have_an_unknown_key() {
+    let policies = tempfile::tempdir().expect("temp dir");
+    let policy = policies.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )
+    .expect("write policy");
+    let config = format!(
+        "data_dir = \"{{dir}}\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[source]]\nname = \"in\"\ntype = \"stdin\"\ntag = \"audit\"\nformat = \"access_json\"\npolicy = {policy:?}\n\n\
+         [[output]]\nname = \"out\"\ntype = \"stdout\"\nmatch = \"audit\"\n",
+        policy = policy.display().to_string(),
+    );
+    let mut agent = crate::live::LiveAgent::start(&config, &[]);
+    agent.api();
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  user: [alice]\n- level: Metadata\n",
+    )
+    .expect("edit policy");
+    agent.signal(libc::SIGHUP);
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(30), || {
+            agent.log_count("Rejected the new config") > 0
+        }),
+        "no reload; log:\n{}",
+        agent.log()
+    );
+    let log = agent.log();
+    assert!(
+        log.contains("line 5, column 3: unknown key `user` in a rule (did you mean `users`?)"),
+        "{log}"
+    );
+    // The running policy (every request at Metadata) stays in effect.
+    let mut stdin = agent.stdin.take().expect("stdin");
+    writeln!(
+        stdin,
+        r#"{{"id":"r1","time":"2026-11-22T10:00:00Z","method":"GET","uri":"/api/v1/pods","user":{{"username":"alice"}},"status":200}}"#
+    )
+    .expect("write record");
+    agent.stdin = Some(stdin);
+    let (status, lines) = agent.finish();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+}
+
+/// Events (kube-apiserver's output) fed to `audit` are recognised from the first line
+/// and refused once, not reported line by line.
+#[test]
+fn audit_says_once_that_events_are_not_raw_requests() {
+    let log = std::fs::read_to_string(data("fixtures/real-apiserver/run1-batch/audit/audit.log"))
+        .expect("audit log");
+    let events: String = log.lines().take(500).map(|l| format!("{l}\n")).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = dir.path().join("out.jsonl");
+    let out = audit_command(
+        &[
+            "--policy",
+            "tests/data/audit/metadata-all.yaml",
+            "-o",
+            output.to_str().expect("UTF-8 path"),
+        ],
+        events.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: <stdin>:1: the input holds audit Events, not raw requests: `auditrail audit` \
+         makes Events from access records (`--format access_json`) or kube-apiserver's legacy \
+         `AUDIT:` lines (`--format legacy`); to apply a policy to existing Events, run them \
+         through an `audit_policy` filter\n"
+    );
+    assert!(!output.exists(), "no output file for refused input");
+
+    // Whatever the format, after blank lines, and for v1beta1 Events without `kind`.
+    let out = audit_command(
+        &[
+            "--policy",
+            "tests/data/audit/metadata-all.yaml",
+            "--format",
+            "legacy",
+        ],
+        b"\n{\"auditID\":\"x\",\"stage\":\"ResponseComplete\",\"verb\":\"get\"}\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("error: <stdin>:2: the input holds audit Events"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = audit_command(
+        &["--policy", "tests/data/audit/metadata-all.yaml"],
+        br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[]}"#,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("holds audit EventLists"));
+}
+
+fn explain_error(args: &[&str]) -> String {
+    let mut all = vec![
+        "policy",
+        "explain",
+        "--policy",
+        "tests/data/audit/metadata-all.yaml",
+        "--user",
+        "u",
+    ];
+    all.extend_from_slice(args);
+    let out = run_in_repo(&all);
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    assert_eq!(text(&out.stdout), "");
+    text(&out.stderr).to_owned()
+}
+
+#[test]
+fn explain_without_a_request_names_resource_and_path() {
+    assert_eq!(
+        explain_error(&["--verb", "get"]),
+        "error: `policy explain` needs the request: `--resource R` (with `--api-group`, \
+         `--subresource`, `--namespace`, `--name` as needed) for a resource request, or \
+         `--path URL` (e.g. `--path /healthz`) for a non-resource request\n"
+    );
+}
+
+/// Policies match Kubernetes verbs case-sensitively, so an HTTP method never matches.
+#[test]
+fn explain_refuses_http_methods_with_the_verbs_they_become() {
+    assert_eq!(
+        explain_error(&["--verb", "GET", "--resource", "pods"]),
+        "error: `--verb GET` is an HTTP method, and policies match Kubernetes verbs: for GET \
+         that is `get`, `list` or `watch` (one object, a collection, or `?watch=true`)\n"
+    );
+    for (method, verbs) in [
+        ("POST", "`create`"),
+        ("PUT", "`update`"),
+        ("PATCH", "`patch`"),
+        ("DELETE", "`delete` or `deletecollection`"),
+    ] {
+        let stderr = explain_error(&["--verb", method, "--resource", "pods"]);
+        assert!(
+            stderr.contains(&format!("for {method} that is {verbs}")),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        explain_error(&["--verb", "GET", "--path", "/healthz"]),
+        "error: `--verb GET` is an HTTP method; for a non-resource request (`--path`) the verb \
+         is the lower-case method: `--verb get`\n"
     );
 }

@@ -7,20 +7,94 @@ use std::path::Path;
 
 use super::PolicyError;
 use crate::audit::types::{API_VERSION_V1, API_VERSION_V1ALPHA1, API_VERSION_V1BETA1, Policy};
+use crate::config::closest;
 
 /// Policies are small; refusing big files bounds the work a malicious document can cause.
 pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
 
+/// Keys of a Policy, of one of its rules and of a rule's `resources` entry.
+const POLICY_KEYS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "rules",
+    "omitStages",
+    "omitManagedFields",
+];
+const RULE_KEYS: &[&str] = &[
+    "level",
+    "users",
+    "userGroups",
+    "verbs",
+    "resources",
+    "namespaces",
+    "nonResourceURLs",
+    "omitStages",
+    "omitManagedFields",
+];
+const GROUP_RESOURCES_KEYS: &[&str] = &["group", "resources", "resourceNames"];
+const OBJECT_META_KEYS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
 /// Parses a YAML or JSON policy document without validating it.
 ///
-/// Unknown keys are ignored, as kube-apiserver's lenient fallback decode does; `origin`
-/// names the document in errors (a path, or e.g. `<inline>`).
+/// Decoding is strict, like kube-apiserver's first (strict) decode of a policy file: an
+/// unknown or duplicated key is an error, with its line and column. A document whose
+/// `apiVersion`/`kind` are wrong reports that first, as its keys are not a Policy's.
+/// `origin` names the document in errors (a path, or e.g. `<inline>`).
 pub fn load_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     if trimmed.starts_with('{') {
-        return serde_json::from_str(trimmed).map_err(|source| PolicyError::ParseJson {
-            origin: origin.to_owned(),
-            source,
+        return serde_json::from_str(trimmed).map_err(|source| {
+            let message = source.to_string();
+            let unknown = unknown_field_message(&message);
+            let duplicate = message
+                .strip_prefix("duplicate field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(key, _)| key.to_owned());
+            if unknown.is_none() && duplicate.is_none() {
+                return PolicyError::ParseJson {
+                    origin: origin.to_owned(),
+                    source,
+                };
+            }
+            // serde_json counts from the start of the trimmed text.
+            let prefix = &text[..text.len() - trimmed.len()];
+            let line = source.line() + prefix.matches('\n').count();
+            let mut column = source.column();
+            if source.line() == 1 {
+                let last_line = prefix.rsplit('\n').next().unwrap_or_default();
+                column += last_line.chars().filter(|c| *c != '\u{feff}').count();
+            }
+            let (line, column) = (line as u64, column as u64);
+            header_error::<serde_json::Error>(serde_json::from_str(trimmed), origin).unwrap_or_else(
+                || match (unknown, duplicate) {
+                    (Some((key, expected)), _) => {
+                        unknown_key(origin, line, column, &key, &expected)
+                    }
+                    (None, key) => PolicyError::DuplicateKey {
+                        origin: origin.to_owned(),
+                        line,
+                        column,
+                        key: key.unwrap_or_default(),
+                    },
+                },
+            )
         });
     }
     // An empty document is YAML null; treat it like `{}` so the version check reports it.
@@ -30,10 +104,101 @@ pub fn load_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     }) {
         return Ok(Policy::default());
     }
-    serde_saphyr::from_str(text).map_err(|source| PolicyError::ParseYaml {
-        origin: origin.to_owned(),
-        source: Box::new(source),
+    serde_saphyr::from_str(text).map_err(|source| {
+        let mut inner = &source;
+        while let serde_saphyr::Error::AliasError { error, .. }
+        | serde_saphyr::Error::WithSnippet { error, .. } = inner
+        {
+            inner = error;
+        }
+        if let serde_saphyr::Error::SerdeUnknownField {
+            field,
+            expected,
+            location,
+        } = inner
+        {
+            let expected: Vec<String> = expected.iter().map(|k| (*k).to_owned()).collect();
+            return header_error(serde_saphyr::from_str(text), origin).unwrap_or_else(|| {
+                unknown_key(origin, location.line(), location.column(), field, &expected)
+            });
+        }
+        if let serde_saphyr::Error::DuplicateMappingKey { key, location } = inner {
+            return PolicyError::DuplicateKey {
+                origin: origin.to_owned(),
+                line: location.line(),
+                column: location.column(),
+                key: key.clone().unwrap_or_default(),
+            };
+        }
+        PolicyError::ParseYaml {
+            origin: origin.to_owned(),
+            source: Box::new(source),
+        }
     })
+}
+
+/// The `apiVersion` and `kind` of a document, read leniently.
+#[derive(serde::Deserialize)]
+struct TypeMeta {
+    kind: Option<String>,
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+}
+
+/// The type-header error of a document that failed strict decoding, if it has one.
+fn header_error<E>(meta: Result<TypeMeta, E>, origin: &str) -> Option<PolicyError> {
+    let meta = meta.ok()?;
+    let header = Policy {
+        kind: meta.kind,
+        api_version: meta.api_version,
+        ..Policy::default()
+    };
+    header.check_type_meta(origin).err()
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` (serde's wording) → the key and the list.
+fn unknown_field_message(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split_once("expected ")
+        .map(|(_, list)| {
+            list.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((key.to_owned(), expected))
+}
+
+fn unknown_key(
+    origin: &str,
+    line: u64,
+    column: u64,
+    key: &str,
+    serde_expected: &[String],
+) -> PolicyError {
+    let has = |name: &str| serde_expected.iter().any(|k| k == name);
+    let (place, expected) = if has("level") {
+        ("a rule", RULE_KEYS)
+    } else if has("resourceNames") {
+        ("a resources entry", GROUP_RESOURCES_KEYS)
+    } else if has("generateName") {
+        ("the policy's metadata", OBJECT_META_KEYS)
+    } else {
+        ("the policy", POLICY_KEYS)
+    };
+    PolicyError::UnknownKey {
+        origin: origin.to_owned(),
+        line,
+        column,
+        key: key.to_owned(),
+        place,
+        expected: expected.to_vec(),
+        suggestion: closest(key, expected.iter().copied()),
+    }
 }
 
 impl Policy {
@@ -140,6 +305,104 @@ mod tests {
         )
         .expect_err("fails");
         assert!(matches!(err, PolicyError::NoRules { .. }), "{err}");
+    }
+
+    fn unknown_key_message(text: &str) -> String {
+        let err = Policy::from_yaml_str(text, "p.yaml").expect_err("refused");
+        assert!(matches!(err, PolicyError::UnknownKey { .. }), "{err}");
+        err.to_string()
+    }
+
+    /// `user:` for `users:` used to load as a rule without a user condition.
+    #[test]
+    fn unknown_rule_key_names_line_column_and_the_likely_key() {
+        let text = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  user: [\"alice\"]\n- level: Metadata\n";
+        assert_eq!(
+            unknown_key_message(text),
+            "policy `p.yaml` line 5, column 3: unknown key `user` in a rule (did you mean `users`?); \
+             expected one of `level`, `users`, `userGroups`, `verbs`, `resources`, `namespaces`, \
+             `nonResourceURLs`, `omitStages`, `omitManagedFields`"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_of_the_policy_and_of_resources_entries() {
+        let top = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStage: [RequestReceived]\nrules:\n- level: None\n";
+        let message = unknown_key_message(top);
+        assert!(
+            message.starts_with(
+                "policy `p.yaml` line 3, column 1: unknown key `omitStage` in the policy (did you mean `omitStages`?)"
+            ),
+            "{message}"
+        );
+        // A mis-indented `verbs:` that lands inside a resources entry.
+        let nested = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  resources:\n  - group: \"\"\n    resources: [pods]\n    verbs: [get]\n";
+        assert_eq!(
+            unknown_key_message(nested),
+            "policy `p.yaml` line 8, column 5: unknown key `verbs` in a resources entry; \
+             expected one of `group`, `resources`, `resourceNames`"
+        );
+    }
+
+    #[test]
+    fn metadata_takes_object_meta_keys_only() {
+        let ok = "apiVersion: audit.k8s.io/v1\nkind: Policy\nmetadata:\n  name: p\n  labels: {a: b}\nrules:\n- level: None\n";
+        assert!(Policy::from_yaml_str(ok, "p.yaml").is_ok());
+        let typo = "apiVersion: audit.k8s.io/v1\nkind: Policy\nmetadata:\n  nmae: p\nrules:\n- level: None\n";
+        let message = unknown_key_message(typo);
+        assert!(
+            message.starts_with(
+                "policy `p.yaml` line 4, column 3: unknown key `nmae` in the policy's metadata (did you mean `name`?)"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn json_unknown_keys_have_line_and_column_too() {
+        let text = "\n{\"apiVersion\":\"audit.k8s.io/v1\",\"kind\":\"Policy\",\n\"rules\":[{\"level\":\"None\",\"userGroup\":[\"x\"]}]}";
+        let message = unknown_key_message(text);
+        // serde_json points at the closing quote of the key.
+        assert!(
+            message.starts_with(
+                "policy `p.yaml` line 3, column 36: unknown key `userGroup` in a rule (did you mean `userGroups`?)"
+            ),
+            "{message}"
+        );
+        // Columns count the blanks before the document too.
+        let one_line = "  {\"apiVersion\":\"audit.k8s.io/v1\",\"kind\":\"Policy\",\"rulez\":[]}";
+        let message = unknown_key_message(one_line);
+        assert!(
+            message.starts_with("policy `p.yaml` line 1, column 57: unknown key `rulez` in the policy (did you mean `rules`?)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_header_is_reported_before_unknown_keys() {
+        let text = "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: b\n";
+        let err = Policy::from_yaml_str(text, "p.yaml").expect_err("refused");
+        assert!(
+            matches!(err, PolicyError::UnknownGroupVersion { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let text = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  users: [a]\n  users: [b]\n";
+        let err = Policy::from_yaml_str(text, "p.yaml").expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "policy `p.yaml` line 6, column 3: key `users` is given twice; each key may appear once"
+        );
+        let json = r#"{"apiVersion":"audit.k8s.io/v1","kind":"Policy","rules":[{"level":"None","users":[],"users":[]}]}"#;
+        let err = Policy::from_yaml_str(json, "p.json").expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("policy `p.json` line 1, column 91: key `users` is given twice"),
+            "{err}"
+        );
     }
 
     #[test]

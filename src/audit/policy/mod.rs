@@ -42,6 +42,33 @@ pub enum PolicyError {
         #[source]
         source: serde_json::Error,
     },
+    /// A key the Policy schema does not have (kube-apiserver's strict decoding refuses
+    /// it); `expected` lists the keys valid at that place.
+    #[error(
+        "policy `{origin}` line {line}, column {column}: unknown key `{key}` in {place}{}; expected one of {}",
+        suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(),
+        expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownKey {
+        origin: String,
+        line: u64,
+        column: u64,
+        key: String,
+        /// `the policy`, `a rule` or `a resources entry`.
+        place: &'static str,
+        expected: Vec<&'static str>,
+        suggestion: Option<&'static str>,
+    },
+    /// A key given twice in one mapping (kube-apiserver's strict decoding refuses it).
+    #[error(
+        "policy `{origin}` line {line}, column {column}: key `{key}` is given twice; each key may appear once"
+    )]
+    DuplicateKey {
+        origin: String,
+        line: u64,
+        column: u64,
+        key: String,
+    },
     /// `apiVersion` is missing or not an `audit.k8s.io` version we read.
     #[error(
         "policy `{origin}` has unknown group version `{api_version}` (expected `apiVersion: audit.k8s.io/v1`)"

@@ -90,8 +90,6 @@ fn fixture_policies_load() {
         "falco-example-audit-policy-v1beta1.yaml",
         "gce-configure-helper-master-audit-policy.yaml",
         "k8s-website-example-audit-policy.yaml",
-        "openshift-library-go-oauth.yaml",
-        "openshift-library-go-writerequestbodies.yaml",
     ];
     for name in ok {
         let path = super::data_path(&format!("fixtures/policies/{name}"));
@@ -112,6 +110,24 @@ fn fixture_policies_load() {
         matches!(err, PolicyError::UnknownGroupVersion { .. }),
         "{err}"
     );
+    // Real policies with a typo: `resource:` in a resources entry. kube-apiserver's
+    // lenient fallback would drop the key (and so match every resource of the group);
+    // strict loading refuses it.
+    for name in [
+        "openshift-library-go-oauth.yaml",
+        "openshift-library-go-writerequestbodies.yaml",
+    ] {
+        let err = Policy::load(&super::data_path(&format!("fixtures/policies/{name}")))
+            .expect_err("typo");
+        let message = err.to_string();
+        assert!(
+            matches!(err, PolicyError::UnknownKey { .. })
+                && message.contains(
+                    "line 38, column 5: unknown key `resource` in a resources entry (did you mean `resources`?)"
+                ),
+            "{message}"
+        );
+    }
     let real =
         Policy::load(&super::data_path("fixtures/real-apiserver/policy.yaml")).expect("real");
     assert_eq!(real.rules.as_ref().map(Vec::len), Some(13));
