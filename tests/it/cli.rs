@@ -277,9 +277,13 @@ fn stuck_agent(shutdown_timeout: &str) -> crate::live::LiveAgent {
     }
     stdin.flush().unwrap();
     agent.stdin = Some(stdin);
-    assert!(wait_until(Duration::from_secs(20), || agent
-        .log()
-        .contains("will be retried")));
+    assert!(
+        wait_until(Duration::from_secs(60), || agent
+            .log()
+            .contains("will be retried")),
+        "{}",
+        agent.log()
+    );
     agent
 }
 

@@ -77,9 +77,16 @@ pub(crate) fn parse_backup(name: &str, candidate: &str) -> Option<DateTime<Utc>>
 /// Renames `path` to a backup name not yet taken; returns the new path.
 pub(crate) fn rotate(path: &Path, clock: &dyn Clock) -> io::Result<PathBuf> {
     let name = file_name(path)?;
+    // Backups sort in rotation order by name: a rotation within the same
+    // millisecond as the newest backup (or after it was pruned and its name
+    // freed) takes the millisecond after the newest one.
+    let newest = backups(path)?.into_iter().map(|(at, _)| at).max();
     let mut at = clock.now();
-    // Two rotations within one millisecond: take the next free millisecond,
-    // so the name still parses as a backup and sorts in rotation order.
+    if let Some(newest) = newest
+        && at <= newest
+    {
+        at = newest + chrono::TimeDelta::milliseconds(1);
+    }
     for _ in 0..1000 {
         let target = path.with_file_name(backup_name(name, at));
         if !target.exists() {
@@ -94,16 +101,8 @@ pub(crate) fn rotate(path: &Path, clock: &dyn Clock) -> io::Result<PathBuf> {
     ))
 }
 
-/// Deletes the backups of `path` that `retention` does not keep; returns
-/// the deleted paths.
-pub(crate) fn prune(
-    path: &Path,
-    retention: Retention,
-    clock: &dyn Clock,
-) -> io::Result<Vec<PathBuf>> {
-    if retention.max_backups == 0 && retention.max_age.is_none() {
-        return Ok(Vec::new());
-    }
+/// The backups of `path` in its directory, with their rotation times.
+fn backups(path: &Path) -> io::Result<Vec<(DateTime<Utc>, PathBuf)>> {
     let name = file_name(path)?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -122,6 +121,20 @@ pub(crate) fn prune(
             backups.push((at, entry.path()));
         }
     }
+    Ok(backups)
+}
+
+/// Deletes the backups of `path` that `retention` does not keep; returns
+/// the deleted paths.
+pub(crate) fn prune(
+    path: &Path,
+    retention: Retention,
+    clock: &dyn Clock,
+) -> io::Result<Vec<PathBuf>> {
+    if retention.max_backups == 0 && retention.max_age.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut backups = backups(path)?;
     // Newest first.
     backups.sort_by_key(|b| std::cmp::Reverse(b.0));
     let cutoff = retention
@@ -232,6 +245,26 @@ mod tests {
         );
         let newest = dir.path().join("audit-2026-11-22T10-00-00.002.log");
         assert_eq!(std::fs::read_to_string(newest).unwrap(), "2");
+    }
+
+    #[test]
+    fn a_name_freed_by_pruning_is_not_reused_out_of_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(2026, 11, 22, 10);
+        let path = dir.path().join("audit.log");
+        for n in 0..2 {
+            std::fs::write(&path, format!("{n}")).unwrap();
+            rotate(&path, &clock).unwrap();
+        }
+        // The oldest backup is pruned within the same millisecond...
+        std::fs::remove_file(dir.path().join("audit-2026-11-22T10-00-00.000.log")).unwrap();
+        std::fs::write(&path, "2").unwrap();
+        let newest = rotate(&path, &clock).unwrap();
+        // ...and the next rotation still sorts after every kept backup.
+        assert_eq!(
+            newest.file_name().unwrap(),
+            "audit-2026-11-22T10-00-00.002.log"
+        );
     }
 
     #[test]

@@ -265,25 +265,22 @@ fn aside_name(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Temp file, fsync, rename over the target, fsync the directory.
+/// Temp file, fsync, rename over the target, fsync the directory. The temp
+/// file has a fresh random name and is created exclusively (`O_EXCL`, mode
+/// 0600), so a symlink or file planted at a predictable name in the
+/// directory is never followed or truncated.
 fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(".tmp");
-    let temp = PathBuf::from(temp);
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-    }
-    fs::rename(&temp, path)?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".positions-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
     File::open(dir)?.sync_all()
 }
 
@@ -320,6 +317,25 @@ mod tests {
         store.save(vec![]).unwrap();
         let mut store = PositionStore::open(&path).unwrap();
         assert_eq!(store.claim(1, 7), Some(entry("/a", 7, 100)));
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_old_temp_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep me").unwrap();
+        let path = dir.path().join("p.json");
+        std::os::unix::fs::symlink(&victim, dir.path().join("p.json.tmp")).unwrap();
+        let store = PositionStore::open(&path).unwrap();
+        store.save(vec![entry("/a", 7, 100)]).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".tmp") && n != "p.json.tmp")
+            .collect();
+        assert!(left.is_empty(), "no temp file left behind: {left:?}");
     }
 
     #[test]
