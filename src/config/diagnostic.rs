@@ -64,7 +64,8 @@ impl Diagnostic {
         let mut out = format!("{level}: {}\n", self.message);
         if let Some(span) = &self.span {
             let (line, column) = line_column(&file.text, span.start);
-            let line_text = file.text.lines().nth(line - 1).unwrap_or("");
+            let line_text = mask_secrets(file.text.lines().nth(line - 1).unwrap_or(""));
+            let line_text = line_text.as_ref();
             let gutter = " ".repeat(line.to_string().len());
             let width = span
                 .end
@@ -93,6 +94,45 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// A config line with the values of secret-bearing keys (`password`,
+/// `token`, `api_key`, `secret`, ... but not `*_file` paths) starred out,
+/// character for character so a caret under the line still points right:
+/// a diagnostic about a typo next to a password must not print it.
+pub(crate) fn mask_secrets(line: &str) -> std::borrow::Cow<'_, str> {
+    static SECRET: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"(?i)([A-Za-z0-9_-]*(?:pass|pwd|token|secret|api_?key|credential)[A-Za-z0-9_-]*)["']?\s*=\s*("(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s,}\]]+)"#,
+        )
+        .expect("a valid pattern")
+    });
+    if !SECRET.is_match(line) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut masked = line.to_owned();
+    for found in SECRET.captures_iter(line) {
+        let (Some(key), Some(value)) = (found.get(1), found.get(2)) else {
+            continue;
+        };
+        let key = key.as_str().to_ascii_lowercase();
+        if key.ends_with("_file") || key.ends_with("_path") {
+            continue;
+        }
+        let text = value.as_str();
+        let quote = text.starts_with(['"', '\'']) as usize;
+        let inner_end = if quote == 1 && text.len() > 1 && text.ends_with(&text[..1]) {
+            text.len() - 1
+        } else {
+            text.len()
+        };
+        let stars: String = text[quote..inner_end].chars().map(|_| '*').collect();
+        let start = value.start() + quote;
+        let end = value.start() + inner_end;
+        // Same number of characters: the caret column stays right.
+        masked.replace_range(start..end, &stars);
+    }
+    std::borrow::Cow::Owned(masked)
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -166,6 +206,20 @@ mod tests {
         assert_eq!(closest("ca", keys), Some("ca_file"));
         assert_eq!(closest("file", keys), None, "ambiguous");
         assert_eq!(closest("password", keys), None);
+    }
+
+    #[test]
+    fn secret_values_are_starred_out_and_paths_kept() {
+        assert_eq!(
+            mask_secrets(
+                r#"auth = { usr = "elastic", passwd = "hunter2", password_file = "/run/pw" }"#
+            ),
+            r#"auth = { usr = "elastic", passwd = "*******", password_file = "/run/pw" }"#
+        );
+        assert_eq!(mask_secrets("api_key = 'c2VjcmV0'"), "api_key = '********'");
+        assert_eq!(mask_secrets("bearer_token = abc"), "bearer_token = ***");
+        assert_eq!(mask_secrets(r#""token" = "é1""#), r#""token" = "**""#);
+        assert_eq!(mask_secrets(r#"tag = "audit""#), r#"tag = "audit""#);
     }
 
     #[test]
