@@ -163,6 +163,10 @@ cmp "$root/etc/auditrail/auditrail.toml" conf/auditrail.toml || fail "the packag
 "$root/usr/bin/auditrail" check -c "$root/etc/auditrail/auditrail.toml" \
     || fail "the packaged binary rejects the packaged config"
 
+for directive in "ProcSubset=pid" "SystemCallFilter=~@privileged @resources"; do
+    has -Fx "$directive" <"$unit" || fail "the unit lacks \`$directive\`"
+done
+
 echo "== systemd-analyze verify"
 if command -v systemd-analyze >/dev/null 2>&1; then
     # verify insists that ExecStart's binary exists: point it at the packaged one.
