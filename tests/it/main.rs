@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub, dead_code)]
 
 mod live; // a running agent on piped stdio, its log, its [api] address and a tiny HTTP client
+mod servers; // real search servers: tests/servers/* on a free port in a temp dir, killed at the end
 mod support;
 mod test_server; // an HTTP and `_bulk` server in the test process, with fault injection
 
@@ -17,6 +18,7 @@ mod http_source; // the audit webhook receiver: fixtures, bad input, TLS, retrie
 mod legacy_crash; // legacy request/response joins on a tail source survive kill -9
 mod metrics; // /metrics adds up (in = out + dropped) while events flow; /healthz, /readyz
 mod null_output; // the `null` output: dropped events are acknowledged and counted
+mod opensearch; // the `elasticsearch` output against a real OpenSearch node (tests/servers/opensearch)
 mod reload; // SIGHUP reloads while events stream: exactly once, invalid configs ignored
 mod seed_scenarios; // the DESIGN.md seed scenarios 1-5, run from examples/ with their sample data
 mod systemd; // sd_notify READY/RELOADING/STOPPING and watchdog pings on a NOTIFY_SOCKET
