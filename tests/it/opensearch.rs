@@ -1,158 +1,56 @@
-//! The `elasticsearch` output against a real OpenSearch node
-//! (`tests/servers/opensearch`): real kube-apiserver events from
-//! `tests/data`, checked with real queries. One node is shared by the tests
-//! that need no node settings (each uses its own index, template and
-//! pipeline names); the write-queue and restart tests start their own.
-
-use std::collections::{BTreeSet, HashSet};
-use std::io::Write;
-use std::path::Path;
-use std::time::Duration;
+//! The `elasticsearch` output against a real OpenSearch 2.19 node
+//! (`tests/servers/opensearch`): the scenarios of `search_scenarios.rs`,
+//! plus what only OpenSearch has here (ingest processors) or needs (its own
+//! index template).
 
 use serde_json::{Value, json};
 
-use crate::http_output::start_piped;
-use crate::live::{LiveAgent, metric};
-use crate::servers::{OpenSearch, shared_opensearch};
-use crate::support::{Agent, data, repo, wait_until};
+use crate::search_scenarios::{
+    self as scenarios, config, dead_letters, expected, install_template, lines, real_events, run,
+    shipped_template, unique,
+};
+use crate::servers::{Product, shared};
 
-/// How long events may take to show up once the node can take them.
-const SETTLE: Duration = Duration::from_secs(120);
+const P: Product = Product::OpenSearch;
 
-fn config(node: &OpenSearch, extra: &str) -> String {
-    format!(
-        r#"data_dir = "{{dir}}"
-[[source]]
-type = "stdin"
-tag = "audit"
-[[output]]
-name = "es"
-type = "elasticsearch"
-match = "**"
-endpoints = ["{}"]
-initial_backoff = "100ms"
-max_backoff = "500ms"
-{extra}
-"#,
-        node.url()
-    )
+#[test]
+fn real_events_are_searchable_and_a_replay_adds_no_duplicates() {
+    scenarios::real_events_are_searchable_and_a_replay_adds_no_duplicates(P);
 }
 
-/// The same with `[api]` for `/metrics`, and short batches, for agents
-/// that stay up while the test changes the node under them.
-fn live_config(node: &OpenSearch, extra: &str) -> String {
-    config(
-        node,
-        &format!("batch = {{ max_wait = \"100ms\", throttle_enable = false }}\n{extra}"),
-    )
-    .replacen(
-        "[[source]]",
-        "[api]\nlisten = \"127.0.0.1:0\"\n[[source]]",
-        1,
-    )
+#[test]
+fn daily_indices_follow_the_events_stage_timestamp() {
+    scenarios::daily_indices_follow_the_events_stage_timestamp(P);
 }
 
-/// Runs the agent over `lines` until it has delivered them and exited.
-fn run(config: &str, lines: &str) -> Agent {
-    let (mut agent, mut stdin) = start_piped(config);
-    stdin.write_all(lines.as_bytes()).expect("write events");
-    drop(stdin);
-    assert!(agent.wait(SETTLE).success());
-    agent
+#[test]
+fn a_data_stream_takes_every_event_once() {
+    scenarios::a_data_stream_takes_every_event_once(P);
 }
 
-/// The 300 real kube-apiserver events (all of 2026-11-22, metadata only).
-fn real_events() -> Vec<Value> {
-    std::fs::read_to_string(data("netout/real-apiserver-audit-300.log"))
-        .expect("real events")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("an event"))
-        .collect()
+#[test]
+fn real_mapping_errors_are_dead_lettered_with_the_servers_reason() {
+    scenarios::real_mapping_errors_are_dead_lettered_with_the_servers_reason(P);
 }
 
-/// The events of a real kube-apiserver's webhook posts, bodies included
-/// (run1-batch has Deployments, Pods, `Status` answers, patches).
-fn webhook_events() -> Vec<Value> {
-    let posts = std::fs::read_to_string(data("real-apiserver/run1-batch/webhook-posts.jsonl"))
-        .expect("webhook posts");
-    let mut events = Vec::new();
-    for post in posts.lines() {
-        let post: Value = serde_json::from_str(post).expect("a post");
-        let body: Value =
-            serde_json::from_str(post["body"].as_str().expect("a body")).expect("an EventList");
-        events.extend(body["items"].as_array().expect("items").iter().cloned());
-    }
-    events
+#[test]
+fn the_shipped_template_takes_every_real_body() {
+    scenarios::the_shipped_template_takes_every_real_body(P);
 }
 
-fn lines(events: &[Value]) -> String {
-    events.iter().map(|e| format!("{e}\n")).collect()
+#[test]
+fn blocked_indices_hold_events_until_the_block_is_lifted() {
+    scenarios::blocked_indices_hold_events_until_the_block_is_lifted(P);
 }
 
-fn key(event: &Value) -> String {
-    format!(
-        "{}-{}",
-        event["auditID"].as_str().expect("auditID"),
-        event["stage"].as_str().expect("stage")
-    )
+#[test]
+fn write_queue_rejections_are_retried_until_every_event_is_in() {
+    scenarios::write_queue_rejections_are_retried_until_every_event_is_in(P);
 }
 
-fn unique(events: &[Value]) -> u64 {
-    events.iter().map(key).collect::<HashSet<_>>().len() as u64
-}
-
-/// Events whose value at `pointer` equals `value`.
-fn expected(events: &[Value], pointer: &str, value: &Value) -> u64 {
-    events
-        .iter()
-        .filter(|e| e.pointer(pointer) == Some(value))
-        .count() as u64
-}
-
-fn dead_letters(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("dead-letter/es.ndjson"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a dead letter"))
-        .collect()
-}
-
-fn shipped_template(file: &str) -> Value {
-    let text = std::fs::read_to_string(repo(&format!("conf/elasticsearch/{file}")))
-        .expect("shipped template");
-    serde_json::from_str(&text).expect("template JSON")
-}
-
-/// Installs the shipped OpenSearch template as `name` for `patterns`.
-fn install_template(node: &OpenSearch, name: &str, patterns: &[&str], data_stream: bool) {
-    let mut template = shipped_template("audit-index-template.opensearch.json");
-    template["index_patterns"] = json!(patterns);
-    if data_stream {
-        template["data_stream"] = json!({});
-    }
-    node.ok(
-        "PUT",
-        &format!("/_index_template/{name}"),
-        &template.to_string(),
-    );
-}
-
-/// Waits until the agent's output `es` reports failed requests or retried
-/// items, i.e. it has met the node's refusal.
-fn wait_for_refusals(agent: &LiveAgent) {
-    let refused = wait_until(SETTLE, || {
-        let (_, text) = agent.get("/metrics");
-        metric(&text, r#"auditrail_errors_total{component="es"}"#) > 0.0
-            || metric(
-                &text,
-                r#"auditrail_output_retried_events_total{component="es"}"#,
-            ) > 0.0
-    });
-    assert!(
-        refused,
-        "the agent never met a refusal; log:\n{}",
-        agent.log()
-    );
+#[test]
+fn a_node_restart_mid_run_loses_nothing() {
+    scenarios::a_node_restart_mid_run_loses_nothing(P);
 }
 
 /// The shipped template is for Elasticsearch: a real OpenSearch refuses
@@ -160,7 +58,7 @@ fn wait_for_refusals(agent: &LiveAgent) {
 /// `flat_object`, and the node accepts it.
 #[test]
 fn shipped_template_needs_its_opensearch_variant() {
-    let node = shared_opensearch();
+    let node = shared(P);
     let elastic = shipped_template("audit-index-template.json");
     let mut body = elastic.clone();
     body["index_patterns"] = json!(["os-refused-*"]);
@@ -189,119 +87,11 @@ fn shipped_template_needs_its_opensearch_variant() {
     install_template(node, "os-accepted", &["os-accepted-*"], false);
 }
 
-/// Real events through the OpenSearch template: `create` with
-/// `<auditID>-<stage>` ids, typed fields answer term queries, and a second
-/// run of the same events (a replay after a crash) adds nothing.
-#[test]
-fn real_events_are_searchable_and_a_replay_adds_no_duplicates() {
-    let node = shared_opensearch();
-    install_template(node, "os-ids", &["os-ids-*"], false);
-    let events = real_events();
-    let config = config(node, r#"index = "os-ids-%Y.%m.%d""#);
-    let agent = run(&config, &lines(&events));
-    assert!(dead_letters(agent.dir.path()).is_empty());
-    let index = "os-ids-2026.11.22";
-    assert_eq!(node.count_all(index), unique(&events));
-    for (field, pointer, value) in [
-        ("verb", "/verb", json!("create")),
-        ("verb", "/verb", json!("get")),
-        ("user.username", "/user/username", json!("system:apiserver")),
-        (
-            "objectRef.namespace",
-            "/objectRef/namespace",
-            json!("kube-system"),
-        ),
-        ("responseStatus.code", "/responseStatus/code", json!(404)),
-        ("responseStatus.code", "/responseStatus/code", json!(201)),
-        (
-            "annotations.authorization.k8s.io/decision",
-            "/annotations/authorization.k8s.io~1decision",
-            json!("allow"),
-        ),
-    ] {
-        let want = expected(&events, pointer, &value);
-        assert!(want > 0, "{field} = {value} is in the data");
-        assert_eq!(
-            node.count_term(index, field, value.clone()),
-            want,
-            "{field} = {value}"
-        );
-    }
-    let first = &events[0];
-    let doc = node.ok("GET", &format!("/{index}/_doc/{}", key(first)), "");
-    assert_eq!(doc["_source"]["@timestamp"], first["stageTimestamp"]);
-    assert_eq!(doc["_source"]["requestURI"], first["requestURI"]);
-
-    let again = run(&config, &lines(&events));
-    assert!(dead_letters(again.dir.path()).is_empty());
-    assert_eq!(node.count_all(index), unique(&events), "no duplicates");
-}
-
-/// `index = "...-%Y.%m.%d"` names the day of each event's
-/// `stageTimestamp`, not of the run: events moved to the next day land in
-/// the next day's index.
-#[test]
-fn daily_indices_follow_the_events_stage_timestamp() {
-    let node = shared_opensearch();
-    let mut events = real_events();
-    let half = events.len() / 2;
-    for event in &mut events[half..] {
-        let stamp = event["stageTimestamp"].as_str().unwrap().to_owned();
-        event["stageTimestamp"] = json!(stamp.replace("2026-11-22T", "2026-11-23T"));
-    }
-    let agent = run(
-        &config(node, r#"index = "os-daily-%Y.%m.%d""#),
-        &lines(&events),
-    );
-    assert!(dead_letters(agent.dir.path()).is_empty());
-    let indices = node.ok("GET", "/_cat/indices/os-daily-*?format=json", "");
-    let names: BTreeSet<&str> = indices
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["index"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        BTreeSet::from(["os-daily-2026.11.22", "os-daily-2026.11.23"])
-    );
-    assert_eq!(node.count_all("os-daily-2026.11.22"), half as u64);
-    assert_eq!(
-        node.count_all("os-daily-2026.11.23"),
-        (events.len() - half) as u64
-    );
-}
-
-/// `data_stream = ...` writes into a real data stream (its template from
-/// the shipped one plus `"data_stream": {}`); a replay adds nothing.
-#[test]
-fn a_data_stream_takes_every_event_once() {
-    let node = shared_opensearch();
-    install_template(node, "os-stream", &["logs-auditrail.os-*"], true);
-    let stream = "logs-auditrail.os-default";
-    let events = real_events();
-    let config = config(node, &format!("data_stream = \"{stream}\""));
-    let agent = run(&config, &lines(&events));
-    assert!(dead_letters(agent.dir.path()).is_empty());
-    let info = node.ok("GET", &format!("/_data_stream/{stream}"), "");
-    let streams = info["data_streams"].as_array().unwrap();
-    assert_eq!(streams.len(), 1, "{info}");
-    assert_eq!(streams[0]["timestamp_field"]["name"], "@timestamp");
-    assert_eq!(streams[0]["template"], "os-stream");
-    assert_eq!(node.count_all(stream), unique(&events));
-    assert_eq!(
-        node.count_term(stream, "verb", "list"),
-        expected(&events, "/verb", &json!("list"))
-    );
-    run(&config, &lines(&events));
-    assert_eq!(node.count_all(stream), unique(&events), "no duplicates");
-}
-
 /// `pipeline = ...` runs a real ingest pipeline (ingest-common's `set` and
 /// `uppercase`) on every document.
 #[test]
 fn an_ingest_pipeline_runs_on_every_document() {
-    let node = shared_opensearch();
+    let node = shared(P);
     node.ok(
         "PUT",
         "/_ingest/pipeline/os-pipeline",
@@ -326,188 +116,4 @@ fn an_ingest_pipeline_runs_on_every_document() {
         node.count_term(index, "verb_upper.keyword", "PATCH"),
         expected(&events, "/verb", &json!("patch"))
     );
-}
-
-/// Whether any key in `value` is made of dots only, as `managedFields`'
-/// `fieldsV1` has (`"."`).
-fn has_dots_only_key(value: &Value) -> bool {
-    match value {
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k.chars().all(|c| c == '.') || has_dots_only_key(v)),
-        Value::Array(items) => items.iter().any(has_dots_only_key),
-        _ => false,
-    }
-}
-
-/// Without the template, OpenSearch maps real bodies dynamically and
-/// refuses some, in its own words: a real `Status` answer (`status` a
-/// string) after a real Namespace (`status` an object) is a type conflict,
-/// and a real Deployment with `managedFields` has `"."` keys. Both go to
-/// the dead-letter file with the server's reason, and are not retried.
-#[test]
-fn real_mapping_errors_are_dead_lettered_with_the_servers_reason() {
-    let node = shared_opensearch();
-    let events = webhook_events();
-    let find = |kind: &str, dots: bool| {
-        events
-            .iter()
-            .find(|e| {
-                e["responseObject"]["kind"] == kind
-                    && has_dots_only_key(e) == dots
-                    && !e["responseObject"]["status"].is_null()
-            })
-            .unwrap_or_else(|| panic!("a {kind} answer in the data"))
-            .clone()
-    };
-    let namespace = find("Namespace", false);
-    assert!(namespace["responseObject"]["status"].is_object());
-    let status = find("Status", false);
-    assert!(status["responseObject"]["status"].is_string());
-    let deployment = find("Deployment", true);
-    let agent = run(
-        &config(node, r#"index = "os-conflict-%Y.%m.%d""#),
-        &lines(&[namespace.clone(), status.clone(), deployment.clone()]),
-    );
-    let dead = dead_letters(agent.dir.path());
-    let reason_of = |event: &Value| {
-        dead.iter()
-            .find(|d| d["event"]["auditID"] == event["auditID"])
-            .map(|d| d["reason"].as_str().unwrap_or_default().to_owned())
-            .unwrap_or_else(|| panic!("{} is not dead-lettered: {dead:?}", event["auditID"]))
-    };
-    assert_eq!(dead.len(), 2, "{dead:?}");
-    assert_eq!(
-        reason_of(&status),
-        "status 400: mapper_parsing_exception: object mapping for [responseObject.status] \
-         tried to parse field [status] as object, but found a concrete value"
-    );
-    // The server adds `caused_by: field name cannot contain only the
-    // character [.]`; the top-level reason is this.
-    let reason = reason_of(&deployment);
-    assert!(
-        reason.starts_with("status 400: mapper_parsing_exception: failed to parse"),
-        "{reason}"
-    );
-    let index = "os-conflict-*";
-    assert_eq!(node.count_all(index), 1);
-    assert_eq!(
-        node.count_term(index, "auditID.keyword", namespace["auditID"].clone()),
-        1
-    );
-}
-
-/// The OpenSearch template keeps every real body out of the mapping: all
-/// of a real apiserver's events, bodies and patches included, are indexed.
-#[test]
-fn the_opensearch_template_takes_every_real_body() {
-    let node = shared_opensearch();
-    install_template(node, "os-bodies", &["os-bodies-*"], false);
-    let events = webhook_events();
-    let agent = run(
-        &config(node, r#"index = "os-bodies-%Y.%m.%d""#),
-        &lines(&events),
-    );
-    assert_eq!(dead_letters(agent.dir.path()), Vec::<Value>::new());
-    assert_eq!(node.count_all("os-bodies-*"), unique(&events));
-    let mapping = node.ok("GET", "/os-bodies-*/_mapping", "");
-    for index in mapping.as_object().unwrap().values() {
-        let properties = &index["mappings"]["properties"];
-        assert_eq!(properties["responseObject"]["enabled"], false);
-        assert!(properties["responseObject"].get("properties").is_none());
-    }
-}
-
-/// Blocked indices (`index.blocks.write`, 403, and the flood-stage block
-/// `index.blocks.read_only_allow_delete`, 429) hold the events back; once
-/// the block is lifted, every event is in, none twice, none dead-lettered.
-#[test]
-fn blocked_indices_hold_events_until_the_block_is_lifted() {
-    let node = shared_opensearch();
-    let events = real_events();
-    for (name, block) in [
-        ("write", "index.blocks.write"),
-        ("flood", "index.blocks.read_only_allow_delete"),
-    ] {
-        let index = format!("os-block-{name}-2026.11.22");
-        node.ok(
-            "PUT",
-            &format!("/{index}"),
-            &json!({ "settings": { block: true } }).to_string(),
-        );
-        let mut agent = LiveAgent::start(
-            &live_config(node, &format!("index = \"os-block-{name}-%Y.%m.%d\"")),
-            &[],
-        );
-        let mut stdin = agent.stdin.take().expect("stdin");
-        stdin.write_all(lines(&events).as_bytes()).unwrap();
-        wait_for_refusals(&agent);
-        assert_eq!(node.count_all(&index), 0);
-        node.ok(
-            "PUT",
-            &format!("/{index}/_settings"),
-            &json!({ block: null }).to_string(),
-        );
-        drop(stdin);
-        assert!(agent.wait_exit().success());
-        assert!(dead_letters(agent.dir.path()).is_empty());
-        assert_eq!(node.count_all(&index), unique(&events), "{block}");
-    }
-}
-
-/// A node with one write thread and a write queue of one rejects most of a
-/// bulk spread over many shards (`es_rejected_execution_exception`, 429):
-/// the rejected items are sent again until every event is in.
-#[test]
-fn write_queue_rejections_are_retried_until_every_event_is_in() {
-    let node = OpenSearch::start(&["thread_pool.write.size=1", "thread_pool.write.queue_size=1"]);
-    node.ok(
-        "PUT",
-        "/_index_template/os-queue",
-        r#"{"index_patterns":["os-queue-*"],"template":{"settings":{"number_of_shards":24,"number_of_replicas":0}}}"#,
-    );
-    let events = real_events();
-    let agent = run(
-        &config(
-            &node,
-            "index = \"os-queue-%Y.%m.%d\"\nencode_bodies = true\nbatch = { max_size = 300, throttle_enable = false }",
-        ),
-        &lines(&events),
-    );
-    assert!(dead_letters(agent.dir.path()).is_empty());
-    assert_eq!(node.count_all("os-queue-2026.11.22"), unique(&events));
-    let stats = node.ok("GET", "/_nodes/stats/thread_pool", "");
-    let rejected: u64 = stats["nodes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|n| n["thread_pool"]["write"]["rejected"].as_u64().unwrap_or(0))
-        .sum();
-    assert!(rejected > 0, "the node rejected nothing: {stats}");
-}
-
-/// The node is killed (`kill -9`) while the agent runs and started again on
-/// the same data: events sent before, during and after are all there, once.
-#[test]
-fn a_node_restart_mid_run_loses_nothing() {
-    let node = OpenSearch::start(&[]);
-    let events = real_events();
-    let (before, after) = events.split_at(events.len() / 2);
-    let index = "os-restart-2026.11.22";
-    let mut agent = LiveAgent::start(&live_config(&node, r#"index = "os-restart-%Y.%m.%d""#), &[]);
-    let mut stdin = agent.stdin.take().expect("stdin");
-    stdin.write_all(lines(before).as_bytes()).unwrap();
-    assert!(
-        wait_until(SETTLE, || node.count_all(index) == before.len() as u64),
-        "the first half never arrived; log:\n{}",
-        agent.log()
-    );
-    node.kill();
-    stdin.write_all(lines(after).as_bytes()).unwrap();
-    wait_for_refusals(&agent);
-    node.restart();
-    drop(stdin);
-    assert!(agent.wait_exit().success());
-    assert!(dead_letters(agent.dir.path()).is_empty());
-    assert_eq!(node.count_all(index), unique(&events));
 }

@@ -1,9 +1,9 @@
 //! Real search servers for the black-box tests: `tests/servers/opensearch`
-//! started on a free port in a temp dir, waited for until
-//! `/_cluster/health` answers, and killed when dropped (the shared node:
-//! when the test binary exits). The script fetches its jars with Maven the
-//! first time, so that run takes longer; a missing Java or Maven fails the
-//! test with the script's own message.
+//! or `tests/servers/elasticsearch` started on a free port in a temp dir,
+//! waited for until `/_cluster/health` answers, and killed when dropped (a
+//! shared node: when the test binary exits). The scripts fetch their jars
+//! with Maven the first time, so that run takes longer; a missing Java or
+//! Maven fails the test with the script's own message.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,8 +19,33 @@ use crate::support::{repo, wait_until};
 /// How long a start may take: the first one fetches about 50 MB of jars.
 const START_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A single-node OpenSearch from `tests/servers/opensearch`.
-pub struct OpenSearch {
+/// Which server, and so which script under `tests/servers/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    OpenSearch,
+    Elasticsearch,
+}
+
+impl Product {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenSearch => "opensearch",
+            Self::Elasticsearch => "elasticsearch",
+        }
+    }
+
+    /// The shipped index template for this server, under `conf/elasticsearch/`.
+    pub fn template_file(self) -> &'static str {
+        match self {
+            Self::OpenSearch => "audit-index-template.opensearch.json",
+            Self::Elasticsearch => "audit-index-template.json",
+        }
+    }
+}
+
+/// A single node from `tests/servers/<product>`.
+pub struct SearchServer {
+    pub product: Product,
     pub port: u16,
     settings: Vec<String>,
     child: Mutex<Option<Child>>,
@@ -28,23 +53,29 @@ pub struct OpenSearch {
     dir: tempfile::TempDir,
 }
 
-/// The node every test may share: each test uses index, template and
-/// pipeline names of its own. Started once, killed at exit.
-pub fn shared_opensearch() -> &'static OpenSearch {
-    static NODE: OnceLock<OpenSearch> = OnceLock::new();
-    NODE.get_or_init(|| {
-        let node = OpenSearch::start(&[]);
+/// The node of `product` every test may share: each test uses index,
+/// template and pipeline names of its own. Started once, killed at exit.
+pub fn shared(product: Product) -> &'static SearchServer {
+    static OPENSEARCH: OnceLock<SearchServer> = OnceLock::new();
+    static ELASTICSEARCH: OnceLock<SearchServer> = OnceLock::new();
+    let cell = match product {
+        Product::OpenSearch => &OPENSEARCH,
+        Product::Elasticsearch => &ELASTICSEARCH,
+    };
+    cell.get_or_init(|| {
+        let node = SearchServer::start(product, &[]);
         kill_at_exit(&node);
         node
     })
 }
 
-impl OpenSearch {
+impl SearchServer {
     /// Starts a node of its own with extra node `settings` (`KEY=VALUE`).
-    pub fn start(settings: &[&str]) -> Self {
+    pub fn start(product: Product, settings: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let node = Self {
+            product,
             port,
             settings: settings.iter().map(|s| (*s).to_owned()).collect(),
             child: Mutex::new(None),
@@ -61,13 +92,16 @@ impl OpenSearch {
 
     /// The node's own log file.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("node/logs/opensearch.log")
+        self.dir
+            .path()
+            .join(format!("node/logs/{}.log", self.product.name()))
     }
 
     fn launch(&self) {
         let script_log = self.dir.path().join("script.log");
         let out = std::fs::File::create(&script_log).expect("script log");
-        let mut cmd = Command::new(repo("tests/servers/opensearch"));
+        let script = format!("tests/servers/{}", self.product.name());
+        let mut cmd = Command::new(repo(&script));
         cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--dir")
@@ -80,7 +114,7 @@ impl OpenSearch {
             .stderr(out);
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run tests/servers/opensearch: {e}"));
+            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
         let mut exited = None;
         let healthy = wait_until(START_TIMEOUT, || {
             if let Some(status) = child.try_wait().expect("try_wait") {
@@ -92,11 +126,11 @@ impl OpenSearch {
                 Some((200, _))
             )
         });
-        let script = std::fs::read_to_string(&script_log).unwrap_or_default();
+        let output = std::fs::read_to_string(&script_log).unwrap_or_default();
         if let Some(status) = exited {
             panic!(
-                "tests/servers/opensearch exited ({status}) before the node answered; it needs \
-                 Java 17 (java, javac) and Maven (mvn). Its output:\n{script}\nnode log: {}",
+                "{script} exited ({status}) before the node answered; it needs Java 17 \
+                 (java, javac) and Maven (mvn). Its output:\n{output}\nnode log: {}",
                 self.log_path().display()
             );
         }
@@ -104,8 +138,8 @@ impl OpenSearch {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "OpenSearch did not answer /_cluster/health within {START_TIMEOUT:?}. \
-                 Script output:\n{script}\nnode log: {}",
+                "{script}: the node did not answer /_cluster/health within {START_TIMEOUT:?}. \
+                 Its output:\n{output}\nnode log: {}",
                 self.log_path().display()
             );
         }
@@ -151,6 +185,15 @@ impl OpenSearch {
         let response = String::from_utf8_lossy(&response);
         let (head, body) = response.split_once("\r\n\r\n")?;
         let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let body = if chunked {
+            dechunk(body)?
+        } else {
+            body.to_owned()
+        };
+        let body = body.as_str();
         let value = if body.trim().is_empty() {
             Value::Null
         } else {
@@ -161,12 +204,8 @@ impl OpenSearch {
 
     /// One request to the running node: status and JSON answer.
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        self.try_request(method, path, body).unwrap_or_else(|| {
-            panic!(
-                "{method} {path}: OpenSearch on {} did not answer",
-                self.url()
-            )
-        })
+        self.try_request(method, path, body)
+            .unwrap_or_else(|| panic!("{method} {path}: {} did not answer", self.url()))
     }
 
     /// A request that must succeed (2xx); its answer.
@@ -208,9 +247,24 @@ impl OpenSearch {
     }
 }
 
-impl Drop for OpenSearch {
+impl Drop for SearchServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The body of a `Transfer-Encoding: chunked` answer (Elasticsearch 8
+/// streams some, such as `_cat` and `_nodes/stats`).
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
     }
 }
 
@@ -224,7 +278,7 @@ static AT_EXIT: Mutex<Vec<(libc::pid_t, PathBuf)>> = Mutex::new(Vec::new());
 
 /// Statics are never dropped: kill the shared node and remove its dir when
 /// the test binary exits.
-fn kill_at_exit(node: &OpenSearch) {
+fn kill_at_exit(node: &SearchServer) {
     extern "C" fn cleanup() {
         let Ok(nodes) = AT_EXIT.lock() else { return };
         for (pid, dir) in nodes.iter() {
