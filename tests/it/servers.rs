@@ -223,7 +223,16 @@ impl SearchServer {
     pub fn count(&self, index: &str, query: Value) -> u64 {
         self.request("POST", &format!("/{index}/_refresh"), None);
         let body = serde_json::json!({ "query": query }).to_string();
-        let (status, answer) = self.request("POST", &format!("/{index}/_count"), Some(&body));
+        // Right after an index is created or the node restarted, its shards
+        // may not be started yet: 503 `no_shard_available_action_exception`.
+        let mut answered = None;
+        wait_until(Duration::from_secs(60), || {
+            let (status, answer) = self.request("POST", &format!("/{index}/_count"), Some(&body));
+            let done = status != 503;
+            answered = Some((status, answer));
+            done
+        });
+        let (status, answer) = answered.expect("asked at least once");
         if status == 404 && answer["error"]["type"] == "index_not_found_exception" {
             return 0;
         }
