@@ -55,8 +55,10 @@ node_main() {
     if [ ! -f "$lib/.complete" ]; then
         echo "$product $version: fetching jars into $lib (first run only)" >&2
         rm -rf "$lib"
+        # Quiet Maven still prints colour resets; strip them (pipefail keeps its status).
         mvn -q -B -Dstyle.color=never -f "$node_src/pom.xml" "-D$product.version=$version" \
-            dependency:copy-dependencies "-DoutputDirectory=$lib" >&2
+            dependency:copy-dependencies "-DoutputDirectory=$lib" 2>&1 |
+            sed 's/\x1b\[[0-9;]*m//g' >&2
         touch "$lib/.complete"
     fi
     if [ ! -f "$classes/.complete" ]; then
