@@ -139,17 +139,20 @@ pub fn install_template(node: &SearchServer, name: &str, patterns: &[&str], data
     );
 }
 
-/// Waits until the agent's output `es` reports failed requests or retried
-/// items, i.e. it has met the node's refusal.
-pub fn wait_for_refusals(agent: &LiveAgent) {
-    let refused = wait_until(SETTLE, || {
-        let (_, text) = agent.get("/metrics");
-        metric(&text, r#"auditrail_errors_total{component="es"}"#) > 0.0
-            || metric(
-                &text,
-                r#"auditrail_output_retried_events_total{component="es"}"#,
-            ) > 0.0
-    });
+/// Failed requests plus retried items of the agent's output `es`.
+pub fn refusals(agent: &LiveAgent) -> f64 {
+    let (_, text) = agent.get("/metrics");
+    metric(&text, r#"auditrail_errors_total{component="es"}"#)
+        + metric(
+            &text,
+            r#"auditrail_output_retried_events_total{component="es"}"#,
+        )
+}
+
+/// Waits until the agent's output `es` has met more refusals (failed
+/// requests or retried items) than `before`.
+pub fn wait_for_refusals(agent: &LiveAgent, before: f64) {
+    let refused = wait_until(SETTLE, || refusals(agent) > before);
     assert!(
         refused,
         "the agent never met a refusal; log:\n{}",
@@ -396,7 +399,7 @@ pub fn blocked_indices_hold_events_until_the_block_is_lifted(product: Product) {
         );
         let mut stdin = agent.stdin.take().expect("stdin");
         stdin.write_all(lines(&events).as_bytes()).unwrap();
-        wait_for_refusals(&agent);
+        wait_for_refusals(&agent, 0.0);
         assert_eq!(node.count_all(&index), 0);
         node.ok(
             "PUT",
@@ -458,9 +461,10 @@ pub fn a_node_restart_mid_run_loses_nothing(product: Product) {
         "the first half never arrived; log:\n{}",
         agent.log()
     );
+    let before_kill = refusals(&agent);
     node.kill();
     stdin.write_all(lines(after).as_bytes()).unwrap();
-    wait_for_refusals(&agent);
+    wait_for_refusals(&agent, before_kill);
     node.restart();
     drop(stdin);
     assert!(agent.wait_exit().success());
