@@ -18,6 +18,29 @@ use crate::live::{LiveAgent, metric};
 use crate::servers::{Product, SearchServer, shared};
 use crate::support::{Agent, data, repo, wait_until};
 
+/// One `#[test]` per scenario, on `$product`'s node.
+macro_rules! scenario_tests {
+    ($product:expr) => {
+        scenario_tests!($product; real_events_are_searchable_and_a_replay_adds_no_duplicates,
+            daily_indices_follow_the_events_stage_timestamp,
+            a_data_stream_takes_every_event_once,
+            real_mapping_errors_are_dead_lettered_with_the_servers_reason,
+            the_shipped_template_takes_every_real_body,
+            blocked_indices_hold_events_until_the_block_is_lifted,
+            write_queue_rejections_are_retried_until_every_event_is_in,
+            a_node_restart_mid_run_loses_nothing);
+    };
+    ($product:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                crate::search_scenarios::$name($product);
+            }
+        )*
+    };
+}
+pub(crate) use scenario_tests;
+
 /// How long events may take to show up once the node can take them.
 const SETTLE: Duration = Duration::from_secs(120);
 
