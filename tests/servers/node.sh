@@ -42,15 +42,17 @@ node_main() {
         exit 127
     fi
 
-    local cache="${AUDITRAIL_TEST_CACHE:-$HOME/.cache/auditrail-test-servers}/$product-$version"
+    local root="${AUDITRAIL_TEST_CACHE:-$HOME/.cache/auditrail-test-servers}"
+    local cache="$root/$product-$version"
     local lib="$cache/lib"
     local sources=("$node_src"/*.java)
     local sum
     sum="$(cat "$node_src/pom.xml" "${sources[@]}" | sha256sum | cut -c1-16)"
     local classes="$cache/launcher-$sum"
     mkdir -p "$cache"
-    # One fetch and one compile at a time, however many nodes start at once.
-    exec 9>"$cache/.lock"
+    # One fetch and one compile at a time, however many nodes of either
+    # product start at once (Maven's local repository is shared too).
+    exec 9>"$root/.lock"
     flock 9
     if [ ! -f "$lib/.complete" ]; then
         echo "$product $version: fetching jars into $lib (first run only)" >&2
