@@ -112,9 +112,8 @@ impl SearchServer {
         cmd.stdin(Stdio::null())
             .stdout(out.try_clone().expect("script log"))
             .stderr(out);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+        let mut child =
+            spawn_tied_to_this_process(cmd).unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
         let mut exited = None;
         let healthy = wait_until(START_TIMEOUT, || {
             if let Some(status) = child.try_wait().expect("try_wait") {
@@ -280,6 +279,48 @@ fn dechunk(mut rest: &str) -> Option<String> {
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("addr").port()
+}
+
+/// Spawns `cmd` so that the kernel kills it (SIGKILL) when the test binary
+/// dies, however it dies (an interrupted run leaves no JVM behind). The
+/// parent-death signal follows the thread that forked, so every node is
+/// forked by one thread that lives as long as the process.
+fn spawn_tied_to_this_process(mut cmd: Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    use std::sync::mpsc;
+
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("test-server-spawner".into())
+            .spawn(move || {
+                for (mut cmd, answer) in incoming {
+                    let _ = answer.send(cmd.spawn());
+                }
+                // The sender lives in a static: never reached, the thread
+                // stays until the process exits.
+            })
+            .expect("spawner thread");
+        Mutex::new(requests)
+    });
+    let (answer, result) = mpsc::channel();
+    spawner
+        .lock()
+        .expect("lock")
+        .send((cmd, answer))
+        .expect("spawner alive");
+    result.recv().expect("spawner answers")
 }
 
 /// Pids and dirs of nodes that live as long as the test binary.
