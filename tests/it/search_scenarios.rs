@@ -188,12 +188,12 @@ pub fn wait_for_refusals(agent: &LiveAgent, before: f64) {
 /// run of the same events (a replay after a crash) adds nothing.
 pub fn real_events_are_searchable_and_a_replay_adds_no_duplicates(product: Product) {
     let node = shared(product);
-    install_template(node, "os-ids", &["os-ids-*"], false);
+    install_template(node, "it-ids", &["it-ids-*"], false);
     let events = real_events();
-    let config = config(node, r#"index = "os-ids-%Y.%m.%d""#);
+    let config = config(node, r#"index = "it-ids-%Y.%m.%d""#);
     let agent = run(&config, &lines(&events));
     assert!(dead_letters(agent.dir.path()).is_empty());
-    let index = "os-ids-2026.11.22";
+    let index = "it-ids-2026.11.22";
     assert_eq!(node.count_all(index), unique(&events));
     for (field, pointer, value) in [
         ("verb", "/verb", json!("create")),
@@ -242,11 +242,11 @@ pub fn daily_indices_follow_the_events_stage_timestamp(product: Product) {
         event["stageTimestamp"] = json!(stamp.replace("2026-11-22T", "2026-11-23T"));
     }
     let agent = run(
-        &config(node, r#"index = "os-daily-%Y.%m.%d""#),
+        &config(node, r#"index = "it-daily-%Y.%m.%d""#),
         &lines(&events),
     );
     assert!(dead_letters(agent.dir.path()).is_empty());
-    let indices = node.ok("GET", "/_cat/indices/os-daily-*?format=json", "");
+    let indices = node.ok("GET", "/_cat/indices/it-daily-*?format=json", "");
     let names: BTreeSet<&str> = indices
         .as_array()
         .unwrap()
@@ -255,11 +255,11 @@ pub fn daily_indices_follow_the_events_stage_timestamp(product: Product) {
         .collect();
     assert_eq!(
         names,
-        BTreeSet::from(["os-daily-2026.11.22", "os-daily-2026.11.23"])
+        BTreeSet::from(["it-daily-2026.11.22", "it-daily-2026.11.23"])
     );
-    assert_eq!(node.count_all("os-daily-2026.11.22"), half as u64);
+    assert_eq!(node.count_all("it-daily-2026.11.22"), half as u64);
     assert_eq!(
-        node.count_all("os-daily-2026.11.23"),
+        node.count_all("it-daily-2026.11.23"),
         (events.len() - half) as u64
     );
 }
@@ -268,8 +268,8 @@ pub fn daily_indices_follow_the_events_stage_timestamp(product: Product) {
 /// the shipped one plus `"data_stream": {}`); a replay adds nothing.
 pub fn a_data_stream_takes_every_event_once(product: Product) {
     let node = shared(product);
-    install_template(node, "os-stream", &["logs-auditrail.os-*"], true);
-    let stream = "logs-auditrail.os-default";
+    install_template(node, "it-stream", &["logs-auditrail.it-*"], true);
+    let stream = "logs-auditrail.it-default";
     let events = real_events();
     let config = config(node, &format!("data_stream = \"{stream}\""));
     let agent = run(&config, &lines(&events));
@@ -289,7 +289,7 @@ pub fn a_data_stream_takes_every_event_once(product: Product) {
         let streams = info["data_streams"].as_array().unwrap();
         assert_eq!(streams.len(), 1, "{info}");
         assert_eq!(streams[0]["timestamp_field"]["name"], "@timestamp");
-        assert_eq!(streams[0]["template"], "os-stream");
+        assert_eq!(streams[0]["template"], "it-stream");
     }
     assert_eq!(node.count_all(stream), unique(&events));
     assert_eq!(
@@ -337,7 +337,7 @@ pub fn real_mapping_errors_are_dead_lettered_with_the_servers_reason(product: Pr
     assert!(status["responseObject"]["status"].is_string());
     let deployment = find("Deployment", true);
     let agent = run(
-        &config(node, r#"index = "os-conflict-%Y.%m.%d""#),
+        &config(node, r#"index = "it-conflict-%Y.%m.%d""#),
         &lines(&[namespace.clone(), status.clone(), deployment.clone()]),
     );
     let dead = dead_letters(agent.dir.path());
@@ -372,7 +372,7 @@ pub fn real_mapping_errors_are_dead_lettered_with_the_servers_reason(product: Pr
             && reason.contains("failed to parse"),
         "{reason}"
     );
-    let index = "os-conflict-*";
+    let index = "it-conflict-*";
     assert_eq!(node.count_all(index), 1);
     assert_eq!(
         node.count_term(index, "auditID.keyword", namespace["auditID"].clone()),
@@ -384,15 +384,15 @@ pub fn real_mapping_errors_are_dead_lettered_with_the_servers_reason(product: Pr
 /// of a real apiserver's events, bodies and patches included, are indexed.
 pub fn the_shipped_template_takes_every_real_body(product: Product) {
     let node = shared(product);
-    install_template(node, "os-bodies", &["os-bodies-*"], false);
+    install_template(node, "it-bodies", &["it-bodies-*"], false);
     let events = webhook_events();
     let agent = run(
-        &config(node, r#"index = "os-bodies-%Y.%m.%d""#),
+        &config(node, r#"index = "it-bodies-%Y.%m.%d""#),
         &lines(&events),
     );
     assert_eq!(dead_letters(agent.dir.path()), Vec::<Value>::new());
-    assert_eq!(node.count_all("os-bodies-*"), unique(&events));
-    let mapping = node.ok("GET", "/os-bodies-*/_mapping", "");
+    assert_eq!(node.count_all("it-bodies-*"), unique(&events));
+    let mapping = node.ok("GET", "/it-bodies-*/_mapping", "");
     for index in mapping.as_object().unwrap().values() {
         let properties = &index["mappings"]["properties"];
         assert_eq!(properties["responseObject"]["enabled"], false);
@@ -410,14 +410,14 @@ pub fn blocked_indices_hold_events_until_the_block_is_lifted(product: Product) {
         ("write", "index.blocks.write"),
         ("flood", "index.blocks.read_only_allow_delete"),
     ] {
-        let index = format!("os-block-{name}-2026.11.22");
+        let index = format!("it-block-{name}-2026.11.22");
         node.ok(
             "PUT",
             &format!("/{index}"),
             &json!({ "settings": { block: true } }).to_string(),
         );
         let mut agent = LiveAgent::start(
-            &live_config(node, &format!("index = \"os-block-{name}-%Y.%m.%d\"")),
+            &live_config(node, &format!("index = \"it-block-{name}-%Y.%m.%d\"")),
             &[],
         );
         let mut stdin = agent.stdin.take().expect("stdin");
@@ -446,19 +446,19 @@ pub fn write_queue_rejections_are_retried_until_every_event_is_in(product: Produ
     );
     node.ok(
         "PUT",
-        "/_index_template/os-queue",
-        r#"{"index_patterns":["os-queue-*"],"template":{"settings":{"number_of_shards":24,"number_of_replicas":0}}}"#,
+        "/_index_template/it-queue",
+        r#"{"index_patterns":["it-queue-*"],"template":{"settings":{"number_of_shards":24,"number_of_replicas":0}}}"#,
     );
     let events = real_events();
     let agent = run(
         &config(
             &node,
-            "index = \"os-queue-%Y.%m.%d\"\nencode_bodies = true\nbatch = { max_size = 300, throttle_enable = false }",
+            "index = \"it-queue-%Y.%m.%d\"\nencode_bodies = true\nbatch = { max_size = 300, throttle_enable = false }",
         ),
         &lines(&events),
     );
     assert!(dead_letters(agent.dir.path()).is_empty());
-    assert_eq!(node.count_all("os-queue-2026.11.22"), unique(&events));
+    assert_eq!(node.count_all("it-queue-2026.11.22"), unique(&events));
     let stats = node.ok("GET", "/_nodes/stats/thread_pool", "");
     let rejected: u64 = stats["nodes"]
         .as_object()
@@ -475,8 +475,8 @@ pub fn a_node_restart_mid_run_loses_nothing(product: Product) {
     let node = SearchServer::start(product, &[]);
     let events = real_events();
     let (before, after) = events.split_at(events.len() / 2);
-    let index = "os-restart-2026.11.22";
-    let mut agent = LiveAgent::start(&live_config(&node, r#"index = "os-restart-%Y.%m.%d""#), &[]);
+    let index = "it-restart-2026.11.22";
+    let mut agent = LiveAgent::start(&live_config(&node, r#"index = "it-restart-%Y.%m.%d""#), &[]);
     let mut stdin = agent.stdin.take().expect("stdin");
     stdin.write_all(lines(before).as_bytes()).unwrap();
     assert!(
