@@ -127,3 +127,74 @@ max_files = 3
     let (status, _) = agent.finish();
     assert!(status.success());
 }
+
+/// An `auditID` of 1 MiB is never remembered by the dedupe window (its
+/// memory stays bounded), so a resend of it is delivered again rather than
+/// taken for a duplicate; an ordinary one is.
+#[test]
+fn the_dedupe_window_does_not_remember_huge_audit_ids() {
+    use crate::http_source::{HttpAgent, Output, config, event_list, post, raw_request};
+    let dir = tempfile::tempdir().unwrap();
+    let output = Output::default();
+    let agent = HttpAgent::start(
+        dir.path(),
+        &config(r#"dedupe_window = { max_age = "10m" }"#),
+        &output,
+    );
+    let huge = format!(
+        r#"{{"kind":"Event","auditID":"{}","stage":"ResponseComplete"}}"#,
+        "x".repeat(1 << 20)
+    );
+    let small = r#"{"kind":"Event","auditID":"a1","stage":"ResponseComplete"}"#;
+    let body = event_list(&[huge.as_str(), small]);
+    for _ in 0..2 {
+        let sent = raw_request(agent.addr, &post("/", "application/json", body.as_bytes()));
+        assert_eq!(sent.unwrap().status, 200);
+    }
+    assert!(output.wait_for(3, Duration::from_secs(30)));
+    assert!(agent.stop().success());
+    let lines = output.lines();
+    assert_eq!(lines.len(), 3, "the huge event twice, the small one once");
+    assert_eq!(lines.iter().filter(|l| l.len() > 1 << 20).count(), 2);
+}
+
+/// A symlink planted where the position file's temporary file used to be
+/// written is neither followed nor truncated.
+#[test]
+fn the_position_file_is_not_written_through_a_planted_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state/tail");
+    std::fs::create_dir_all(&state).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, state.join("apiserver.positions.json.tmp")).unwrap();
+    std::fs::write(dir.path().join("audit.log"), event_in("default")).unwrap();
+    let config = r#"
+data_dir = "{dir}/state"
+
+[[source]]
+name = "apiserver"
+type = "tail"
+paths = ["{dir}/audit.log"]
+stop_at_eof = true
+
+[[output]]
+type = "null"
+match = "**"
+"#;
+    let mut agent = LiveAgent::start_in(dir, config, &[]);
+    drop(agent.stdin.take());
+    assert!(agent.wait_exit().success(), "{}", agent.log());
+    let dir = agent.dir.path();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("victim")).unwrap(),
+        "precious\n"
+    );
+    let positions = dir.join("state/tail/apiserver.positions.json");
+    assert!(std::fs::symlink_metadata(&positions).unwrap().is_file());
+    assert!(
+        std::fs::read_to_string(positions)
+            .unwrap()
+            .contains("audit.log")
+    );
+}
