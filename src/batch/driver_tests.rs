@@ -41,14 +41,22 @@ struct Scripted {
 }
 
 impl Output for Scripted {
-    fn send<'a>(
-        &'a mut self,
-        batch: &[Event],
-    ) -> impl Future<Output = Result<Delivery, OutputError>> + Send + use<'a> {
-        let ids = batch
-            .iter()
-            .map(|e| e.record.raw().unwrap_or_default().to_owned())
+    fn encode(&mut self, event: &Event, body: &mut Vec<u8>) {
+        body.extend_from_slice(event.record.raw().unwrap_or_default().as_bytes());
+        body.push(b'\n');
+    }
+
+    fn send(
+        &mut self,
+        body: bytes::Bytes,
+        count: usize,
+    ) -> impl Future<Output = Result<Delivery, OutputError>> + Send + 'static {
+        let ids: Vec<String> = std::str::from_utf8(&body)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
             .collect();
+        assert_eq!(ids.len(), count);
         self.log.0.lock().unwrap().push((Instant::now(), ids));
         let step = self
             .steps
