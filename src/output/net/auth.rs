@@ -41,6 +41,9 @@ pub struct AuthConfig {
     pub api_key: Option<Secret>,
     /// A file holding the API key (surrounding whitespace is ignored).
     pub api_key_file: Option<Spanned<PathBuf>>,
+    /// Set once [`Self::load`] has read the files into the secrets.
+    #[serde(skip)]
+    loaded: bool,
 }
 
 /// How requests authenticate.
@@ -128,6 +131,9 @@ impl AuthConfig {
     /// error points at the `*_file` key's value. The `*_file` keys stay set,
     /// for `auditrail check` and messages.
     pub fn load(&mut self) -> Result<(), Diagnostic> {
+        if self.loaded {
+            return Ok(());
+        }
         for (key, path, inline, trim) in self.files() {
             let Some(path) = path else { continue };
             let span = path.span();
@@ -138,6 +144,7 @@ impl AuthConfig {
             })?;
             *inline = Some(secret);
         }
+        self.loaded = true;
         Ok(())
     }
 
@@ -182,8 +189,8 @@ impl AuthConfig {
         }
     }
 
-    /// Checks without reading files: no secret given both inline and in a
-    /// file, and at most one method.
+    /// Checks without reading files that no secret is given both inline
+    /// and in a file.
     pub fn validate(&self) -> Result<(), String> {
         let pairs = [
             (
@@ -203,7 +210,7 @@ impl AuthConfig {
             ),
         ];
         for (key, file, inline) in pairs {
-            if file && inline {
+            if file && inline && !self.loaded {
                 return Err(format!(
                     "set either `auth.{key}` or `auth.{key}_file`, not both"
                 ));
