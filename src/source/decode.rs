@@ -65,7 +65,7 @@ pub struct TimeSpec {
 /// The field audit events carry their time in when no `time_key` is set:
 /// kube-apiserver writes it on every event, so a replayed log lands in the
 /// day (index, file slice) the events happened, not the day it was read.
-pub const DEFAULT_TIME_KEY: &str = "stageTimestamp";
+pub(super) const DEFAULT_TIME_KEY: &str = "stageTimestamp";
 
 impl TimeSpec {
     /// Where a source of `format` reads event times: `time_key` when set, else

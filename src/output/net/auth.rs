@@ -95,16 +95,17 @@ fn read_secret(path: &std::path::Path, trim: Trim) -> Result<Secret, String> {
     Ok(Secret(secret.to_owned()))
 }
 
+/// A `*_file` key: its name, path, the secret it fills, and how it is trimmed.
+type CredentialFile<'a> = (
+    &'static str,
+    &'a mut Option<Spanned<PathBuf>>,
+    &'a mut Option<Secret>,
+    Trim,
+);
+
 impl AuthConfig {
-    /// The credential files, each with its inline alternative's state.
-    fn files(
-        &mut self,
-    ) -> [(
-        &'static str,
-        &mut Option<Spanned<PathBuf>>,
-        &mut Option<Secret>,
-        Trim,
-    ); 3] {
+    /// The credential files, each with its inline alternative.
+    fn files(&mut self) -> [CredentialFile<'_>; 3] {
         [
             (
                 "password",
