@@ -515,3 +515,51 @@ fn credential_files_are_read_at_load_and_a_missing_one_is_a_config_error() {
         "{stderr}"
     );
 }
+
+/// A rotated credential file takes effect on reload (SIGHUP): requests
+/// after the reload carry the new key.
+#[test]
+fn a_rotated_credential_file_is_read_again_on_reload() {
+    let server = TestServer::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let key = secrets.path().join("es-api-key");
+    std::fs::write(&key, "b2xkLWtleQ==\n").unwrap();
+    let text = config(
+        &endpoint(&server),
+        &format!(
+            "auth = {{ api_key_file = \"{}\" }}\nbatch = {{ max_wait = \"50ms\" }}",
+            key.display()
+        ),
+    );
+    let mut agent = crate::live::LiveAgent::start(&text, &[]);
+    let mut stdin = agent.stdin.take().unwrap();
+    stdin.write_all(synthetic(5, 10).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    assert!(wait_until(Duration::from_secs(30), || server
+        .es(|es| es.docs.len())
+        == 5));
+    std::fs::write(&key, "bmV3LWtleQ==\n").unwrap();
+    agent.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(30), || agent
+            .log_count("Config reloaded")
+            == 1),
+        "{}",
+        agent.log()
+    );
+    let more: String = (5..10).map(|i| event(i, 10) + "\n").collect();
+    stdin.write_all(more.as_bytes()).unwrap();
+    drop(stdin);
+    assert!(agent.wait_exit().success());
+    let keys: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.headers["authorization"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        keys.first().map(String::as_str),
+        Some("ApiKey b2xkLWtleQ==")
+    );
+    assert_eq!(keys.last().map(String::as_str), Some("ApiKey bmV3LWtleQ=="));
+    assert_eq!(server.es(|es| es.docs.len()), 10);
+}

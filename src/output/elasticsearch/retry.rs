@@ -6,9 +6,11 @@
 //! good (mapping errors and other 4xx: dead-lettered).
 //!
 //! An answer that is not a `_bulk` response (a proxy's HTML page, another
-//! API's JSON) or that has not one item per document sent proves nothing
-//! about what was indexed: the whole request is retried (with `create`, the
-//! documents already indexed then answer 409 and count as delivered).
+//! API's JSON: no `errors` flag) or whose items are not one per document
+//! sent proves nothing about what was indexed: the whole request is retried
+//! (with `create`, the documents already indexed then answer 409 and count
+//! as delivered). `"errors": false` with no items at all, as some
+//! Elasticsearch-compatible servers answer, counts as all indexed.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -31,8 +33,8 @@ const RETRYABLE_TYPES: &[&str] = &[
 #[derive(Debug, Deserialize)]
 struct BulkResponse {
     /// Whether any item failed; required, as in every `_bulk` answer.
-    #[allow(dead_code)] // Only its presence is checked: items are read one by one.
     errors: bool,
+    #[serde(default)]
     items: Vec<BulkItem>,
 }
 
@@ -70,6 +72,14 @@ pub(super) fn read_bulk_response(
         ),
         retry_after: None,
     })?;
+    if response.items.is_empty() && !response.errors {
+        // Some Elasticsearch-compatible servers answer a success without
+        // items: the server says every document was taken.
+        return Ok(BulkOutcome {
+            delivery: Delivery::All,
+            duplicates: 0,
+        });
+    }
     if response.items.len() != sent {
         return Err(OutputError::Retry {
             reason: format!(
@@ -204,7 +214,11 @@ mod tests {
         // API must not acknowledge anything.
         let other = reason(read_bulk_response(br#"{"acknowledged":true}"#, 1, true));
         assert!(other.contains("not a bulk response"), "{other}");
-        let short = br#"{"errors":false,"items":[]}"#;
+        let short = br#"{"errors":true,"items":[]}"#;
         assert!(reason(read_bulk_response(short, 3, true)).contains("0 items for 3"));
+        // `errors: false` without items is a success some compatible
+        // servers give.
+        let bare = read_bulk_response(br#"{"took":1,"errors":false,"items":[]}"#, 3, true).unwrap();
+        assert_eq!(bare.delivery, Delivery::All);
     }
 }
