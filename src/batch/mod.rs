@@ -1,7 +1,8 @@
 //! Batching shared by the network outputs: settings every output accepts
-//! (`batch = { ... }`, with the names, meanings and defaults of
-//! kube-apiserver's `--audit-webhook-batch-*` flags), and the generic
-//! [`Driver`] that batches, throttles, retries with backoff, dead-letters
+//! (`batch = { ... }`, with the names and meanings of kube-apiserver's
+//! `--audit-webhook-batch-*` flags plus `max_bytes`; each output type has
+//! its defaults), and the generic [`Driver`] that batches, keeps several
+//! requests in flight, throttles, retries with backoff, dead-letters
 //! rejected events and settles acks, so outputs only encode and send.
 
 mod backoff;
