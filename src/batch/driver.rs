@@ -11,7 +11,8 @@
 //! - a whole request that failed (connection refused, 5xx, 429) is retried
 //!   in its slot with backoff and jitter; the other slots go on;
 //! - events an answer asks to retry (a `_bulk` item's 429) go back into the
-//!   stream with their own backoff and join a later batch;
+//!   stream with their own backoff, then join the next batch, which leaves
+//!   without waiting for `max_wait`;
 //! - events the remote rejected for good go to the dead-letter file;
 //! - a batch answered 413 is sent again in halves.
 //!
@@ -114,6 +115,9 @@ struct Open {
     body: Vec<u8>,
     /// When its first event arrived: `max_wait` counts from here.
     since: Instant,
+    /// It holds events sent before: they waited their backoff already, so
+    /// the batch leaves without waiting for `max_wait`.
+    retried: bool,
 }
 
 /// Events an answer asked to retry, due again at `due`.
@@ -268,6 +272,7 @@ impl<O: Output> Driver<O> {
                 tries: Vec::new(),
                 body: Vec::new(),
                 since: now,
+                retried: false,
             });
             let before = open.body.len();
             self.output.encode(&event, &mut open.body);
@@ -282,6 +287,7 @@ impl<O: Output> Driver<O> {
             }
             open.events.push(event);
             open.tries.push(tries);
+            open.retried |= tries > 0;
             if open.events.len() >= self.settings.max_size || open.body.len() >= max_bytes {
                 let full = state.open.take().expect("open");
                 state.ready.push_back(self.close(full));
@@ -289,6 +295,7 @@ impl<O: Output> Driver<O> {
         }
         let due = state.open.as_ref().is_some_and(|open| {
             self.settings.mode == BatchMode::Blocking
+                || open.retried
                 || open.since + self.settings.max_wait <= now
                 || !state.input_open
         });
@@ -319,6 +326,7 @@ impl<O: Output> Driver<O> {
             tries,
             body,
             since: Instant::now(),
+            retried: false,
         })
     }
 
