@@ -145,6 +145,8 @@ pub struct Driver<O: Output> {
     retried: Counter,
     requests: Counter,
     failures: FailureLog,
+    /// Size of the last body, to allocate the next one at once.
+    size_hint: usize,
 }
 
 impl<O: Output> Driver<O> {
@@ -176,6 +178,7 @@ impl<O: Output> Driver<O> {
                 &metrics.name,
             ),
             failures: FailureLog::default(),
+            size_hint: 0,
             metrics,
         }
     }
@@ -204,7 +207,7 @@ impl<O: Output> Driver<O> {
         loop {
             let now = Instant::now();
             state.wake_retries(now);
-            self.fill(&mut state, now);
+            self.fill(&mut state, now, concurrency);
             // Dispatch ready batches into free slots, as the throttle allows.
             let mut throttled_until = None;
             while state.slots.len() < concurrency && !state.ready.is_empty() {
@@ -218,6 +221,13 @@ impl<O: Output> Driver<O> {
                 }
                 let batch = state.ready.pop_front().expect("not empty");
                 self.dispatch(&mut state.slots, batch);
+            }
+            if !state.fresh.is_empty()
+                && state.ready.len() < concurrency
+                && throttled_until.is_none()
+            {
+                // Slots took batches: encode the next ones.
+                continue;
             }
             if !state.input_open && state.is_idle() {
                 break;
@@ -264,13 +274,19 @@ impl<O: Output> Driver<O> {
 
     /// Encodes waiting events into the open batch, closing it into `ready`
     /// when it is full, its `max_wait` ran out, or nothing more can come.
-    fn fill(&mut self, state: &mut State, now: Instant) {
+    /// Only `ahead` closed batches are kept encoded: the rest of the events
+    /// wait as they are, so a backlog is not held twice in memory.
+    fn fill(&mut self, state: &mut State, now: Instant, ahead: usize) {
         let max_bytes = self.settings.max_bytes.unwrap_or(usize::MAX);
-        while let Some((event, tries)) = state.fresh.pop_front() {
+        while state.ready.len() < ahead {
+            let Some((event, tries)) = state.fresh.pop_front() else {
+                break;
+            };
+            let capacity = self.size_hint + self.size_hint / 8;
             let open = state.open.get_or_insert_with(|| Open {
                 events: Vec::new(),
                 tries: Vec::new(),
-                body: Vec::new(),
+                body: Vec::with_capacity(capacity),
                 since: now,
                 retried: false,
             });
@@ -307,6 +323,7 @@ impl<O: Output> Driver<O> {
 
     fn close(&mut self, mut open: Open) -> Batch {
         self.output.finish(&mut open.body);
+        self.size_hint = open.body.len();
         Batch {
             events: open.events,
             tries: open.tries,
