@@ -95,6 +95,11 @@ pub struct RetrySettings {
     pub max_backoff: Duration,
 }
 
+/// Closed (encoded) batches kept waiting for a free request slot: one is
+/// enough for the next free slot, since encoding takes milliseconds while a
+/// request takes far longer; more would only hold bodies in memory.
+const READY_AHEAD: usize = 1;
+
 /// One event waiting to be sent, with the number of times an answer asked
 /// to send it again.
 type Held = (Event, u32);
@@ -207,7 +212,7 @@ impl<O: Output> Driver<O> {
         loop {
             let now = Instant::now();
             state.wake_retries(now);
-            self.fill(&mut state, now, concurrency);
+            self.fill(&mut state, now);
             // Dispatch ready batches into free slots, as the throttle allows.
             let mut throttled_until = None;
             while state.slots.len() < concurrency && !state.ready.is_empty() {
@@ -223,7 +228,7 @@ impl<O: Output> Driver<O> {
                 self.dispatch(&mut state.slots, batch);
             }
             if !state.fresh.is_empty()
-                && state.ready.len() < concurrency
+                && state.ready.len() < READY_AHEAD
                 && throttled_until.is_none()
             {
                 // Slots took batches: encode the next ones.
@@ -274,11 +279,11 @@ impl<O: Output> Driver<O> {
 
     /// Encodes waiting events into the open batch, closing it into `ready`
     /// when it is full, its `max_wait` ran out, or nothing more can come.
-    /// Only `ahead` closed batches are kept encoded: the rest of the events
-    /// wait as they are, so a backlog is not held twice in memory.
-    fn fill(&mut self, state: &mut State, now: Instant, ahead: usize) {
+    /// Only [`READY_AHEAD`] closed batches are kept encoded: the rest of the
+    /// events wait as they are, so a backlog is not held twice in memory.
+    fn fill(&mut self, state: &mut State, now: Instant) {
         let max_bytes = self.settings.max_bytes.unwrap_or(usize::MAX);
-        while state.ready.len() < ahead {
+        while state.ready.len() < READY_AHEAD {
             let Some((event, tries)) = state.fresh.pop_front() else {
                 break;
             };
