@@ -9,7 +9,7 @@
 //! - [`source`]: where events come from.
 //! - [`filter`]: per-event transforms run in file order.
 //! - [`output`]: where events go.
-//! - [`batch`]: batching settings shared by outputs.
+//! - [`batch`]: batching settings and the driver shared by network outputs.
 //! - [`pipeline`]: tag patterns, the router, the routing graph and the
 //!   topology that starts and stops everything.
 //! - [`dsl`]: the expression and template language of filters and paths.

@@ -42,8 +42,15 @@ impl Backoff {
 
     /// The wait before the next attempt; `retry_after` is the server's hint.
     pub fn next_wait(&mut self, retry_after: Option<Duration>) -> Duration {
-        let exponent = i32::try_from(self.attempt).unwrap_or(i32::MAX).min(64);
+        let wait = self.nth_wait(self.attempt, retry_after);
         self.attempt = self.attempt.saturating_add(1);
+        wait
+    }
+
+    /// The wait after `failed` failures of one request or event (0 for the
+    /// first failure), for callers that count attempts per request.
+    pub fn nth_wait(&mut self, failed: u32, retry_after: Option<Duration>) -> Duration {
+        let exponent = i32::try_from(failed).unwrap_or(i32::MAX).min(64);
         let base = self.initial.as_secs_f64() * FACTOR.powi(exponent);
         let jittered = base * (1.0 + JITTER * self.jitter.next_unit());
         let wait = Duration::try_from_secs_f64(jittered)

@@ -1,33 +1,58 @@
-//! The generic network-output driver: reads events from the router, groups
-//! them into batches (`max_size`, `max_wait`), paces batches (`throttle_qps`,
-//! `throttle_burst`), sends them through an [`Output`], retries what failed
-//! with backoff and jitter, dead-letters what the remote rejected for good,
-//! and settles acks only once the remote accepted (or the dead-letter file
-//! recorded) each event. While a batch is in flight or waiting, it keeps
-//! reading ahead up to `buffer_size` events; past that the router blocks (or
-//! drops, per `on_full`), so a dead remote pauses the sources.
+//! The generic network-output driver: reads events from the router, encodes
+//! them into request bodies as they come (a batch closes at `max_size`
+//! events, `max_bytes` of body, or `max_wait` after its first event), paces
+//! requests (`throttle_qps`, `throttle_burst`), keeps up to `concurrency`
+//! requests in flight, and settles acks only once the remote accepted (or
+//! the dead-letter file recorded) each event, in whatever order answers
+//! come back.
+//!
+//! Failures never hold up the batches behind them beyond the request slot
+//! they occupy:
+//! - a whole request that failed (connection refused, 5xx, 429) is retried
+//!   in its slot with backoff and jitter; the other slots go on;
+//! - events an answer asks to retry (a `_bulk` item's 429) go back into the
+//!   stream with their own backoff, then join the next batch, which leaves
+//!   without waiting for `max_wait`;
+//! - events the remote rejected for good go to the dead-letter file;
+//! - a batch answered 413 is sent again in halves.
+//!
+//! While batches wait or are in flight, it reads ahead up to `buffer_size`
+//! events; past that the router blocks (or drops, per `on_full`), so a dead
+//! remote pauses the sources.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{Backoff, BatchMode, BatchSettings, DeadLetter, Throttle};
 use crate::event::{Event, EventBatch};
 use crate::metrics::ComponentMetrics;
 
-/// A destination the driver sends batches to. Implementations only encode
-/// and classify the response; they never touch acks.
+/// A destination the driver sends batches to. Implementations encode
+/// events and classify answers; they never touch acks.
 pub trait Output: Send + 'static {
-    /// Sends `batch` once. The events are read before the first `.await`
-    /// (encode the request up front), so the future borrows only `self`.
-    fn send<'a>(
-        &'a mut self,
-        batch: &[Event],
-    ) -> impl Future<Output = Result<Delivery, OutputError>> + Send + use<'a, Self>;
+    /// Appends one event to a request body; `body` is empty before a
+    /// batch's first event.
+    fn encode(&mut self, event: &Event, body: &mut Vec<u8>);
+
+    /// Completes a body after its last event (closing brackets).
+    fn finish(&mut self, body: &mut Vec<u8>) {
+        let _ = body;
+    }
+
+    /// Sends a finished body holding `count` events, once. The future owns
+    /// what it needs, so several requests can be in flight.
+    fn send(
+        &mut self,
+        body: Bytes,
+        count: usize,
+    ) -> impl Future<Output = Result<Delivery, OutputError>> + Send + 'static;
 }
 
 /// What became of a batch the remote answered.
@@ -47,7 +72,8 @@ pub enum Delivery {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutputError {
     /// A failure that may pass: connection refused or reset, timeout, 429,
-    /// 5xx. `retry_after` is the server's `Retry-After`, if it sent one.
+    /// 5xx, an answer that cannot be read. `retry_after` is the server's
+    /// `Retry-After`, if it sent one.
     #[error("{reason}")]
     Retry {
         reason: String,
@@ -69,6 +95,49 @@ pub struct RetrySettings {
     pub max_backoff: Duration,
 }
 
+/// Closed (encoded) batches kept waiting for a free request slot: one is
+/// enough for the next free slot, since encoding takes milliseconds while a
+/// request takes far longer; more would only hold bodies in memory.
+const READY_AHEAD: usize = 1;
+
+/// One event waiting to be sent, with the number of times an answer asked
+/// to send it again.
+type Held = (Event, u32);
+
+/// A closed batch: its events and finished body (kept for whole retries).
+struct Batch {
+    events: Vec<Event>,
+    tries: Vec<u32>,
+    body: Bytes,
+    /// Failed attempts of this whole request.
+    attempts: u32,
+}
+
+/// The batch being filled.
+struct Open {
+    events: Vec<Event>,
+    tries: Vec<u32>,
+    body: Vec<u8>,
+    /// When its first event arrived: `max_wait` counts from here.
+    since: Instant,
+    /// It holds events sent before: they waited their backoff already, so
+    /// the batch leaves without waiting for `max_wait`.
+    retried: bool,
+}
+
+/// Events an answer asked to retry, due again at `due`.
+struct Waiting {
+    due: Instant,
+    events: Vec<Held>,
+}
+
+/// A request slot's news.
+enum Slot {
+    Answered(Batch, Result<Delivery, OutputError>),
+    /// A failed request's backoff ran out: send it again.
+    Rested(Batch),
+}
+
 /// Runs one network output.
 pub struct Driver<O: Output> {
     output: O,
@@ -80,6 +149,9 @@ pub struct Driver<O: Output> {
     rejected: Counter,
     retried: Counter,
     requests: Counter,
+    failures: FailureLog,
+    /// Size of the last body, to allocate the next one at once.
+    size_hint: usize,
 }
 
 impl<O: Output> Driver<O> {
@@ -110,6 +182,8 @@ impl<O: Output> Driver<O> {
                 "Requests (batches) a network output sent, retries included",
                 &metrics.name,
             ),
+            failures: FailureLog::default(),
+            size_hint: 0,
             metrics,
         }
     }
@@ -123,96 +197,247 @@ impl<O: Output> Driver<O> {
 
     /// Delivers until the input closes and everything read is settled. At
     /// shutdown the pipeline bounds how long this may take; events still
-    /// held then are dropped unsettled, so their sources do not advance.
-    pub async fn run(mut self, rx: mpsc::Receiver<EventBatch>) -> O {
-        let mut input = Input {
-            rx,
-            queue: VecDeque::new(),
-            open: true,
-            cap: self.settings.buffer_size,
+    /// held then (in flight included) are dropped unsettled, so their
+    /// sources do not advance.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<EventBatch>) -> O {
+        let mut state = State {
+            fresh: VecDeque::new(),
+            open: None,
+            ready: VecDeque::new(),
+            waiting: Vec::new(),
+            slots: JoinSet::new(),
+            input_open: true,
         };
+        let concurrency = self.settings.concurrency.max(1);
         loop {
-            if input.queue.is_empty() && !input.recv_one().await {
+            let now = Instant::now();
+            state.wake_retries(now);
+            self.fill(&mut state, now);
+            // Dispatch ready batches into free slots, as the throttle allows.
+            let mut throttled_until = None;
+            while state.slots.len() < concurrency && !state.ready.is_empty() {
+                if let Some(throttle) = &mut self.throttle {
+                    let delay = throttle.delay();
+                    if !delay.is_zero() {
+                        throttled_until = Some(now + delay);
+                        break;
+                    }
+                    throttle.take();
+                }
+                let batch = state.ready.pop_front().expect("not empty");
+                self.dispatch(&mut state.slots, batch);
+            }
+            if !state.fresh.is_empty()
+                && state.ready.len() < READY_AHEAD
+                && throttled_until.is_none()
+            {
+                // Slots took batches: encode the next ones.
+                continue;
+            }
+            if !state.input_open && state.is_idle() {
                 break;
             }
-            if self.settings.mode == BatchMode::Batch {
-                let deadline = Instant::now() + self.settings.max_wait;
-                input.fill(self.settings.max_size, deadline).await;
+            let held = state.held();
+            let can_read = state.input_open
+                && match self.settings.mode {
+                    BatchMode::Batch => held < self.settings.buffer_size,
+                    // No read-ahead: the next group once this one is done.
+                    BatchMode::Blocking => held == 0 && state.slots.is_empty(),
+                };
+            let wake = [
+                state
+                    .open
+                    .as_ref()
+                    .map(|open| open.since + self.settings.max_wait),
+                state.waiting.iter().map(|w| w.due).min(),
+                throttled_until,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            tokio::select! {
+                biased;
+                Some(done) = state.slots.join_next(), if !state.slots.is_empty() => match done {
+                    Ok(Slot::Answered(batch, result)) => self.answered(&mut state, batch, result),
+                    Ok(Slot::Rested(batch)) => self.dispatch(&mut state.slots, batch),
+                    Err(e) => {
+                        // A request task panicked: its events are lost to
+                        // this run and stay unacknowledged.
+                        self.metrics.errors.inc();
+                        tracing::error!(output = %self.metrics.name, error = %e, "A request task failed; its events stay unacknowledged.");
+                    }
+                },
+                batch = rx.recv(), if can_read => match batch {
+                    Some(batch) => state.fresh.extend(batch.into_iter().map(|e| (e, 0))),
+                    None => state.input_open = false,
+                },
+                () = sleep_until(wake) => {}
             }
-            let take = self.settings.max_size.min(input.queue.len());
-            let batch: Vec<Event> = input.queue.drain(..take).collect();
-            if let Some(throttle) = &mut self.throttle {
-                input.while_buffering(throttle.acquire()).await;
-            }
-            self.deliver(batch, &mut input).await;
         }
         self.output
     }
 
-    /// Sends one batch until every event is accepted or dead-lettered.
-    async fn deliver(&mut self, batch: Vec<Event>, input: &mut Input) {
-        // Halves of a batch the remote found too large wait here.
-        let mut work = vec![batch];
-        while let Some(mut events) = work.pop() {
-            loop {
-                self.requests.inc();
-                let result = input.while_buffering(self.output.send(&events)).await;
-                let retry_after = match result {
-                    Ok(Delivery::All) => {
-                        self.backoff.reset();
-                        self.settle(events);
-                        break;
-                    }
-                    Ok(Delivery::Partial { retry, rejected }) => {
-                        events = self.settle_partial(events, &retry, rejected);
-                        if events.is_empty() {
-                            self.backoff.reset();
-                            break;
-                        }
-                        self.metrics.errors.inc();
-                        None
-                    }
-                    Err(OutputError::Retry {
-                        reason,
-                        retry_after,
-                    }) => {
-                        self.metrics.errors.inc();
-                        tracing::warn!(
-                            output = %self.metrics.name,
-                            events = events.len(),
-                            attempt = self.backoff.attempts() + 1,
-                            error = %reason,
-                            "Sending a batch failed; it will be retried."
-                        );
-                        retry_after
-                    }
-                    Err(OutputError::Rejected { reason }) => {
-                        self.metrics.errors.inc();
-                        let reasons: Vec<(usize, String)> =
-                            (0..events.len()).map(|i| (i, reason.clone())).collect();
-                        self.settle_partial(events, &[], reasons);
-                        break;
-                    }
-                    Err(OutputError::TooLarge) => {
-                        if events.len() == 1 {
-                            let reason = OutputError::TooLarge.to_string();
-                            self.settle_partial(events, &[], vec![(0, reason)]);
-                        } else {
-                            let second = events.split_off(events.len() / 2);
-                            tracing::info!(
-                                output = %self.metrics.name,
-                                events = events.len() + second.len(),
-                                "The remote found a batch too large; sending it in halves."
-                            );
-                            work.push(second);
-                            work.push(events);
-                        }
-                        break;
-                    }
-                };
-                self.retried.inc_by(events.len() as u64);
-                let wait = self.backoff.next_wait(retry_after);
-                input.while_buffering(tokio::time::sleep(wait)).await;
+    /// Encodes waiting events into the open batch, closing it into `ready`
+    /// when it is full, its `max_wait` ran out, or nothing more can come.
+    /// Only [`READY_AHEAD`] closed batches are kept encoded: the rest of the
+    /// events wait as they are, so a backlog is not held twice in memory.
+    fn fill(&mut self, state: &mut State, now: Instant) {
+        let max_bytes = self.settings.max_bytes.unwrap_or(usize::MAX);
+        while state.ready.len() < READY_AHEAD {
+            let Some((event, tries)) = state.fresh.pop_front() else {
+                break;
+            };
+            let capacity = self.size_hint + self.size_hint / 8;
+            let open = state.open.get_or_insert_with(|| Open {
+                events: Vec::new(),
+                tries: Vec::new(),
+                body: Vec::with_capacity(capacity),
+                since: now,
+                retried: false,
+            });
+            let before = open.body.len();
+            self.output.encode(&event, &mut open.body);
+            if open.body.len() > max_bytes && !open.events.is_empty() {
+                // Over the byte limit: close without this event, which
+                // starts the next batch.
+                open.body.truncate(before);
+                let full = state.open.take().expect("open");
+                state.ready.push_back(self.close(full));
+                state.fresh.push_front((event, tries));
+                continue;
+            }
+            open.events.push(event);
+            open.tries.push(tries);
+            open.retried |= tries > 0;
+            if open.events.len() >= self.settings.max_size || open.body.len() >= max_bytes {
+                let full = state.open.take().expect("open");
+                state.ready.push_back(self.close(full));
+            }
+        }
+        let due = state.open.as_ref().is_some_and(|open| {
+            self.settings.mode == BatchMode::Blocking
+                || open.retried
+                || open.since + self.settings.max_wait <= now
+                || !state.input_open
+        });
+        if due {
+            let open = state.open.take().expect("open");
+            state.ready.push_back(self.close(open));
+        }
+    }
+
+    fn close(&mut self, mut open: Open) -> Batch {
+        self.output.finish(&mut open.body);
+        self.size_hint = open.body.len();
+        Batch {
+            events: open.events,
+            tries: open.tries,
+            body: Bytes::from(open.body),
+            attempts: 0,
+        }
+    }
+
+    /// Re-encodes `events` into batches (the halves of a batch too large).
+    fn rebatch(&mut self, events: Vec<Event>, tries: Vec<u32>) -> Batch {
+        let mut body = Vec::new();
+        for event in &events {
+            self.output.encode(event, &mut body);
+        }
+        self.close(Open {
+            events,
+            tries,
+            body,
+            since: Instant::now(),
+            retried: false,
+        })
+    }
+
+    fn dispatch(&mut self, slots: &mut JoinSet<Slot>, batch: Batch) {
+        self.requests.inc();
+        let request = self.output.send(batch.body.clone(), batch.events.len());
+        slots.spawn(async move {
+            let result = request.await;
+            Slot::Answered(batch, result)
+        });
+    }
+
+    fn answered(
+        &mut self,
+        state: &mut State,
+        mut batch: Batch,
+        result: Result<Delivery, OutputError>,
+    ) {
+        match result {
+            Ok(Delivery::All) => {
+                self.failures.recovered(&self.metrics.name);
+                self.settle(batch.events);
+            }
+            Ok(Delivery::Partial { retry, rejected }) => {
+                self.failures.recovered(&self.metrics.name);
+                let again = self.settle_partial(batch.events, batch.tries, &retry, rejected);
+                if !again.is_empty() {
+                    self.metrics.errors.inc();
+                    self.retried.inc_by(again.len() as u64);
+                    let tries = again.iter().map(|(_, t)| *t).max().unwrap_or(1);
+                    let wait = self.backoff.nth_wait(tries.saturating_sub(1), None);
+                    tracing::debug!(
+                        output = %self.metrics.name,
+                        events = again.len(),
+                        wait = ?wait,
+                        "The remote asked to retry some events; they go back into the stream."
+                    );
+                    state.waiting.push(Waiting {
+                        due: Instant::now() + wait,
+                        events: again,
+                    });
+                }
+            }
+            Err(OutputError::Retry {
+                reason,
+                retry_after,
+            }) => {
+                self.metrics.errors.inc();
+                self.retried.inc_by(batch.events.len() as u64);
+                let wait = self.backoff.nth_wait(batch.attempts, retry_after);
+                batch.attempts += 1;
+                self.failures.failed(
+                    &self.metrics.name,
+                    &reason,
+                    batch.events.len(),
+                    batch.attempts,
+                    wait,
+                );
+                state.slots.spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    Slot::Rested(batch)
+                });
+            }
+            Err(OutputError::Rejected { reason }) => {
+                self.metrics.errors.inc();
+                let reasons: Vec<(usize, String)> = (0..batch.events.len())
+                    .map(|i| (i, reason.clone()))
+                    .collect();
+                self.settle_partial(batch.events, batch.tries, &[], reasons);
+            }
+            Err(OutputError::TooLarge) => {
+                if batch.events.len() == 1 {
+                    let reason = OutputError::TooLarge.to_string();
+                    self.settle_partial(batch.events, batch.tries, &[], vec![(0, reason)]);
+                } else {
+                    let mut first = batch.events;
+                    let second = first.split_off(first.len() / 2);
+                    let mut first_tries = batch.tries;
+                    let second_tries = first_tries.split_off(first.len());
+                    tracing::info!(
+                        output = %self.metrics.name,
+                        events = first.len() + second.len(),
+                        "The remote found a batch too large; sending it in halves."
+                    );
+                    let second = self.rebatch(second, second_tries);
+                    let first = self.rebatch(first, first_tries);
+                    state.ready.push_front(second);
+                    state.ready.push_front(first);
+                }
             }
         }
     }
@@ -225,13 +450,14 @@ impl<O: Output> Driver<O> {
     }
 
     /// Settles the delivered events, dead-letters the rejected ones and
-    /// returns those to retry.
+    /// returns those to retry, each with one more try counted.
     fn settle_partial(
         &mut self,
         events: Vec<Event>,
+        tries: Vec<u32>,
         retry: &[usize],
         rejected: Vec<(usize, String)>,
-    ) -> Vec<Event> {
+    ) -> Vec<Held> {
         #[derive(Clone, Copy, PartialEq)]
         enum Fate {
             Delivered,
@@ -286,13 +512,13 @@ impl<O: Output> Driver<O> {
         drop(dead);
         let mut again = Vec::new();
         let mut delivered = 0u64;
-        for (event, fate) in events.into_iter().zip(fates) {
+        for ((event, fate), tries) in events.into_iter().zip(fates).zip(tries) {
             match fate {
                 Fate::Delivered => {
                     delivered += 1;
                     event.ack.settle();
                 }
-                Fate::Retry => again.push(event),
+                Fate::Retry => again.push((event, tries + 1)),
                 Fate::Rejected(_) if recorded => event.ack.settle(),
                 Fate::Rejected(_) => event.ack.fail(),
             }
@@ -302,54 +528,99 @@ impl<O: Output> Driver<O> {
     }
 }
 
-/// The router's channel plus the events read ahead of the current batch.
-struct Input {
-    rx: mpsc::Receiver<EventBatch>,
-    queue: VecDeque<Event>,
-    open: bool,
-    /// Read ahead only while fewer than this many events wait.
-    cap: usize,
+/// Everything a running driver holds.
+struct State {
+    /// Events read (or due for a retry), not yet encoded.
+    fresh: VecDeque<Held>,
+    open: Option<Open>,
+    /// Closed batches waiting for a slot (or the throttle).
+    ready: VecDeque<Batch>,
+    waiting: Vec<Waiting>,
+    /// Requests in flight and failed requests resting before a retry.
+    slots: JoinSet<Slot>,
+    input_open: bool,
 }
 
-impl Input {
-    /// Waits for at least one event; false once the input is closed and
-    /// nothing is left.
-    async fn recv_one(&mut self) -> bool {
-        while self.queue.is_empty() && self.open {
-            match self.rx.recv().await {
-                Some(batch) => self.queue.extend(batch),
-                None => self.open = false,
-            }
-        }
-        !self.queue.is_empty()
-    }
-
-    /// Reads until `size` events wait, the input closes, or `deadline`.
-    async fn fill(&mut self, size: usize, deadline: Instant) {
-        while self.queue.len() < size && self.open {
-            tokio::select! {
-                biased;
-                batch = self.rx.recv() => match batch {
-                    Some(batch) => self.queue.extend(batch),
-                    None => self.open = false,
-                },
-                () = tokio::time::sleep_until(deadline) => return,
+impl State {
+    /// Retries whose wait ran out go first into the next batch.
+    fn wake_retries(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.waiting.len() {
+            if self.waiting[i].due <= now {
+                let woken = self.waiting.swap_remove(i);
+                for held in woken.events.into_iter().rev() {
+                    self.fresh.push_front(held);
+                }
+            } else {
+                i += 1;
             }
         }
     }
 
-    /// Runs `work` while reading ahead up to the buffer size.
-    async fn while_buffering<F: Future>(&mut self, work: F) -> F::Output {
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                biased;
-                out = &mut work => return out,
-                batch = self.rx.recv(), if self.open && self.queue.len() < self.cap => match batch {
-                    Some(batch) => self.queue.extend(batch),
-                    None => self.open = false,
-                },
-            }
+    /// Events held outside the request slots.
+    fn held(&self) -> usize {
+        self.fresh.len()
+            + self.open.as_ref().map_or(0, |o| o.events.len())
+            + self.ready.iter().map(|b| b.events.len()).sum::<usize>()
+            + self.waiting.iter().map(|w| w.events.len()).sum::<usize>()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.slots.is_empty()
+            && self.fresh.is_empty()
+            && self.open.is_none()
+            && self.ready.is_empty()
+            && self.waiting.is_empty()
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Failed requests are logged once per reason: a failing remote with
+/// several requests in flight (or retrying for hours) gives one warning,
+/// repeated at most every [`FailureLog::REPEAT`] with the count since, and
+/// one line when delivery resumes.
+#[derive(Default)]
+struct FailureLog {
+    last: Option<(String, Instant)>,
+    since_logged: u64,
+}
+
+impl FailureLog {
+    const REPEAT: Duration = Duration::from_secs(60);
+
+    fn failed(&mut self, output: &str, reason: &str, events: usize, attempt: u32, wait: Duration) {
+        let now = Instant::now();
+        let quiet = self
+            .last
+            .as_ref()
+            .is_some_and(|(last, at)| last == reason && now.duration_since(*at) < Self::REPEAT);
+        if quiet {
+            self.since_logged += 1;
+            return;
+        }
+        tracing::warn!(
+            output,
+            events,
+            attempt,
+            retry_in = ?wait,
+            similar_failures_since_last_report = self.since_logged,
+            error = %reason,
+            "Sending a batch failed; it will be retried."
+        );
+        self.last = Some((reason.to_owned(), now));
+        self.since_logged = 0;
+    }
+
+    fn recovered(&mut self, output: &str) {
+        if self.last.take().is_some() {
+            tracing::info!(output, "The remote accepts requests again.");
+            self.since_logged = 0;
         }
     }
 }

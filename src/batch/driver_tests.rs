@@ -17,6 +17,8 @@ use crate::metrics::Metrics;
 /// What the fake output answers to one request.
 enum Step {
     Answer(Result<Delivery, OutputError>),
+    /// This answer after this long.
+    Later(Duration, Result<Delivery, OutputError>),
     Hang,
 }
 
@@ -41,14 +43,22 @@ struct Scripted {
 }
 
 impl Output for Scripted {
-    fn send<'a>(
-        &'a mut self,
-        batch: &[Event],
-    ) -> impl Future<Output = Result<Delivery, OutputError>> + Send + use<'a> {
-        let ids = batch
-            .iter()
-            .map(|e| e.record.raw().unwrap_or_default().to_owned())
+    fn encode(&mut self, event: &Event, body: &mut Vec<u8>) {
+        body.extend_from_slice(event.record.raw().unwrap_or_default().as_bytes());
+        body.push(b'\n');
+    }
+
+    fn send(
+        &mut self,
+        body: bytes::Bytes,
+        count: usize,
+    ) -> impl Future<Output = Result<Delivery, OutputError>> + Send + 'static {
+        let ids: Vec<String> = std::str::from_utf8(&body)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
             .collect();
+        assert_eq!(ids.len(), count);
         self.log.0.lock().unwrap().push((Instant::now(), ids));
         let step = self
             .steps
@@ -57,6 +67,10 @@ impl Output for Scripted {
         async move {
             match step {
                 Step::Answer(answer) => answer,
+                Step::Later(wait, answer) => {
+                    tokio::time::sleep(wait).await;
+                    answer
+                }
                 Step::Hang => std::future::pending().await,
             }
         }
@@ -387,4 +401,110 @@ async fn events_still_failing_when_the_driver_is_stopped_stay_unacknowledged() {
     h.task.abort();
     assert_eq!(waiter.wait().await, BatchStatus::Failed);
     assert!(h.log.sizes().len() > 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn up_to_concurrency_requests_are_in_flight_at_once() {
+    let steps = (0..10).map(|_| Step::Hang).collect();
+    let h = start(
+        BatchSettings {
+            concurrency: 3,
+            ..settings(10)
+        },
+        steps,
+        8,
+    );
+    let (ack, _waiter) = Ack::batch();
+    h.tx.send(events(0..50, &ack)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.log.sizes(), vec![10, 10, 10]);
+    h.task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_in_any_order_settle_each_batch_when_its_events_are_delivered() {
+    // The first request is answered after 5 s, the second at once.
+    let steps = vec![
+        Step::Later(Duration::from_secs(5), Ok(Delivery::All)),
+        Step::Answer(Ok(Delivery::All)),
+    ];
+    let h = start(
+        BatchSettings {
+            concurrency: 2,
+            ..settings(2)
+        },
+        steps,
+        8,
+    );
+    let (first, mut first_waiter) = Ack::batch();
+    let (second, mut second_waiter) = Ack::batch();
+    h.tx.send(events(0..2, &first)).await.unwrap();
+    h.tx.send(events(2..4, &second)).await.unwrap();
+    first.settle();
+    second.settle();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.log.sizes(), vec![2, 2]);
+    assert_eq!(second_waiter.try_status(), Some(BatchStatus::Delivered));
+    assert_eq!(
+        first_waiter.try_status(),
+        None,
+        "not acknowledged before its answer"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(first_waiter.try_status(), Some(BatchStatus::Delivered));
+    drop(h.tx);
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn retried_items_wait_on_their_own_while_later_batches_go() {
+    let partial = Step::Answer(Ok(Delivery::Partial {
+        retry: vec![0],
+        rejected: vec![],
+    }));
+    let h = start(settings(2), vec![partial], 8);
+    let start = Instant::now();
+    let (ack, waiter) = Ack::batch();
+    h.tx.send(events(0..6, &ack)).await.unwrap();
+    ack.settle();
+    let (log, _, _) = finish(h, waiter).await;
+    let sends = log.sends();
+    // The batches behind the partial failure leave at once, one request at
+    // a time (concurrency 1); the retried item follows after its backoff.
+    assert_eq!(log.sizes(), vec![2, 2, 2, 1]);
+    assert!(sends[..3].iter().all(|(at, _)| *at == start));
+    assert_eq!(sends[3].1, vec![id(0)]);
+    let wait = (sends[3].0 - start).as_secs_f64();
+    assert!((10.0..=12.0).contains(&wait), "{wait}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_bytes_closes_a_batch_before_the_event_that_would_overflow_it() {
+    let h = start(
+        BatchSettings {
+            // `{"n":0}\n` is 8 bytes: two fit in 20, three do not.
+            max_bytes: Some(20),
+            ..settings(100)
+        },
+        vec![],
+        8,
+    );
+    let (ack, waiter) = Ack::batch();
+    h.tx.send(events(0..5, &ack)).await.unwrap();
+    // An event larger than max_bytes goes alone.
+    let big = Record::from_json(format!(r#"{{"n":"{}"}}"#, "x".repeat(40)).into()).unwrap();
+    h.tx.send(vec![Event::new(
+        Tag::new("audit"),
+        Utc::now(),
+        big,
+        ack.clone(),
+    )])
+    .await
+    .unwrap();
+    h.tx.send(events(5..6, &ack)).await.unwrap();
+    ack.settle();
+    let (log, _, _) = finish(h, waiter).await;
+    assert_eq!(log.sizes(), vec![2, 2, 1, 1, 1]);
+    assert_eq!(log.sends()[2].1, vec![id(4)]);
+    assert_eq!(log.sends()[4].1, vec![id(5)]);
 }

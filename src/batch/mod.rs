@@ -1,7 +1,8 @@
 //! Batching shared by the network outputs: settings every output accepts
-//! (`batch = { ... }`, with the names, meanings and defaults of
-//! kube-apiserver's `--audit-webhook-batch-*` flags), and the generic
-//! [`Driver`] that batches, throttles, retries with backoff, dead-letters
+//! (`batch = { ... }`, with the names and meanings of kube-apiserver's
+//! `--audit-webhook-batch-*` flags plus `max_bytes`; each output type has
+//! its defaults), and the generic [`Driver`] that batches, keeps several
+//! requests in flight, throttles, retries with backoff, dead-letters
 //! rejected events and settles acks, so outputs only encode and send.
 
 mod backoff;
@@ -19,7 +20,7 @@ pub use throttle::Throttle;
 
 use serde::Deserialize;
 
-use crate::config::Duration;
+use crate::config::{ByteSize, Duration};
 
 /// `batch.mode`: kube-apiserver's `--audit-webhook-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -34,9 +35,10 @@ pub enum BatchMode {
 /// The `batch` table of an output. Unset keys take the output type's
 /// defaults (kube-apiserver's for network outputs).
 ///
-/// In `batch` mode the network outputs default to kube-apiserver's webhook
+/// In `batch` mode the `http` output defaults to kube-apiserver's webhook
 /// flags: `buffer_size = 10000`, `max_size = 400`, `max_wait = "30s"`,
-/// `throttle_enable = true`, `throttle_qps = 10`, `throttle_burst = 15`.
+/// `throttle_enable = true`, `throttle_qps = 10`, `throttle_burst = 15`, no
+/// `max_bytes`. The `elasticsearch` output has its own ([`ES_DEFAULTS`]).
 /// In `blocking` mode (kube-apiserver ignores its batch flags there) each
 /// group of events the pipeline hands over is sent at once, up to `max_size`
 /// per request, with no read-ahead (`buffer_size` 0), no `max_wait` and no
@@ -51,6 +53,10 @@ pub struct BatchConfig {
     pub buffer_size: Option<usize>,
     /// Events per batch (request) at most. Default 400.
     pub max_size: Option<usize>,
+    /// Uncompressed request body size at most (a single event larger than
+    /// this still goes alone). Default none for `http`, 5MiB for
+    /// `elasticsearch`.
+    pub max_bytes: Option<ByteSize>,
     /// How long a partial batch waits before it is sent. Default 30s.
     pub max_wait: Option<Duration>,
     /// Whether `throttle_qps`/`throttle_burst` apply. Default true.
@@ -79,9 +85,14 @@ pub struct BatchSettings {
     /// Events read ahead while a batch is in flight or waiting.
     pub buffer_size: usize,
     pub max_size: usize,
+    /// Request body bytes at most (uncompressed), if limited.
+    pub max_bytes: Option<usize>,
     pub max_wait: std::time::Duration,
     /// `(qps, burst)` when throttling is on.
     pub throttle: Option<(f64, u32)>,
+    /// Requests in flight at most (the output's `concurrency`, not a
+    /// `batch` key).
+    pub concurrency: usize,
 }
 
 /// kube-apiserver's `--audit-webhook-batch-*` defaults.
@@ -89,8 +100,24 @@ pub const WEBHOOK_DEFAULTS: BatchSettings = BatchSettings {
     mode: BatchMode::Batch,
     buffer_size: 10_000,
     max_size: 400,
+    max_bytes: None,
     max_wait: std::time::Duration::from_secs(30),
     throttle: Some((10.0, 15)),
+    concurrency: 1,
+};
+
+/// The `elasticsearch` output's defaults: batches of 2000 events or 5MiB
+/// (well under `http.max_content_length`, 100MB, and the 10MB request limit
+/// of Amazon's managed service), sent within 1s, unthrottled (the cluster
+/// pushes back with 429s), four requests in flight.
+pub const ES_DEFAULTS: BatchSettings = BatchSettings {
+    mode: BatchMode::Batch,
+    buffer_size: 10_000,
+    max_size: 2000,
+    max_bytes: Some(5 * 1024 * 1024),
+    max_wait: std::time::Duration::from_secs(1),
+    throttle: None,
+    concurrency: 4,
 };
 
 impl BatchConfig {
@@ -107,13 +134,21 @@ impl BatchConfig {
         if max_size == 0 {
             return Err("`batch.max_size` must be greater than 0".into());
         }
+        let max_bytes = self
+            .max_bytes
+            .map_or(defaults.max_bytes, |b| Some(b.as_usize()));
+        if max_bytes == Some(0) {
+            return Err("`batch.max_bytes` must be greater than 0".into());
+        }
         if mode == BatchMode::Blocking {
             return Ok(BatchSettings {
                 mode,
                 buffer_size: 0,
                 max_size,
+                max_bytes,
                 max_wait: std::time::Duration::ZERO,
                 throttle: None,
+                concurrency: defaults.concurrency,
             });
         }
         let buffer_size = self.buffer_size.unwrap_or(defaults.buffer_size);
@@ -146,8 +181,10 @@ impl BatchConfig {
             mode,
             buffer_size,
             max_size,
+            max_bytes,
             max_wait,
             throttle,
+            concurrency: defaults.concurrency,
         })
     }
 }

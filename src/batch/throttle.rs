@@ -41,6 +41,11 @@ impl Throttle {
         }
     }
 
+    /// Takes a token; call when [`Self::delay`] is zero.
+    pub fn take(&mut self) {
+        self.tokens -= 1.0;
+    }
+
     /// Waits for a token and takes it.
     pub async fn acquire(&mut self) {
         loop {

@@ -5,6 +5,7 @@
 pub mod elasticsearch;
 mod file;
 pub mod http;
+pub mod net;
 mod null;
 mod stdout;
 
@@ -67,8 +68,11 @@ impl OutputConfig {
             )?))),
             "http" => {
                 let span = table.span.clone();
-                let config: HttpConfig = table.deserialize("an `http` output", &shared)?;
+                let mut config: HttpConfig = table.deserialize("an `http` output", &shared)?;
                 config.validate().map_err(|m| Diagnostic::new(m).at(span))?;
+                if let Some(auth) = &mut config.auth {
+                    auth.load()?;
+                }
                 Ok(Self::Http(config))
             }
             "elasticsearch" => Ok(Self::Elasticsearch(ElasticsearchConfig::from_component(

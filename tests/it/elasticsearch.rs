@@ -296,3 +296,270 @@ fn shipped_index_template_keeps_bodies_out_of_the_mapping() {
         }
     }
 }
+
+/// Runs the agent over `lines` and returns how long it took to deliver
+/// everything and exit.
+fn timed_run(config: &str, lines: &str) -> Duration {
+    let started = std::time::Instant::now();
+    run(config, lines);
+    started.elapsed()
+}
+
+/// Issue 17: one document in seven answered 429 (`es_rejected_execution_exception`)
+/// once must not hold up the batches behind it. 20,000 events are indexed
+/// exactly once, in at most twice the time they take with no rejections
+/// (best of two runs each, compared as a ratio in this one run).
+#[test]
+fn rejected_items_go_back_into_the_stream_without_holding_up_other_batches() {
+    const EVENTS: usize = 20_000;
+    let lines = synthetic(EVENTS, 10);
+    let measure = |reject: Option<usize>| {
+        let mut best = Duration::MAX;
+        for _ in 0..2 {
+            let server = TestServer::start();
+            server.es(|es| es.reject_one_in = reject);
+            let took = timed_run(&config(&endpoint(&server), ""), &lines);
+            let (docs, statuses) = server.es(|es| (es.docs.len(), es.item_statuses.clone()));
+            assert_eq!(docs, EVENTS, "every event indexed");
+            assert_eq!(statuses.get(&201), Some(&EVENTS), "each indexed once");
+            assert_eq!(statuses.get(&409), None, "nothing indexed was sent again");
+            if let Some(n) = reject {
+                assert_eq!(statuses.get(&429), Some(&(EVENTS / n)));
+            }
+            best = best.min(took);
+        }
+        best
+    };
+    let clean = measure(None);
+    let rejected = measure(Some(7));
+    let ratio = rejected.as_secs_f64() / clean.as_secs_f64();
+    println!(
+        "{EVENTS} events: {clean:.2?} without rejections, {rejected:.2?} with one in seven rejected once (ratio {ratio:.2})"
+    );
+    assert!(
+        ratio <= 2.0,
+        "rejections made delivery {ratio:.2} times slower"
+    );
+}
+
+/// The agent on stdin with its standard error in a file, for tests that
+/// read its log.
+fn start_logged(
+    config: &str,
+) -> (
+    crate::support::Agent,
+    std::process::ChildStdin,
+    std::path::PathBuf,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auditrail.toml");
+    std::fs::write(
+        &path,
+        config.replace("{dir}", &dir.path().display().to_string()),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = crate::support::auditrail()
+        .args(["run", "-c"])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (
+        crate::support::Agent {
+            child,
+            dir,
+            config: path,
+        },
+        stdin,
+        log,
+    )
+}
+
+/// A remote that answers badly: while it does, the events are retried and
+/// the agent (whose stdin has ended) keeps them, unacknowledged, reporting
+/// the failure once with the server's own reason; once it answers like
+/// Elasticsearch, every event is indexed exactly once and nothing is
+/// dead-lettered. The emulated server plays the bad remote: a real node
+/// cannot be made to answer these on demand.
+fn bad_answers_are_retried_with_the_servers_reason(bad: Mode, short_answers: usize, reason: &str) {
+    const EVENTS: usize = 300;
+    let server = TestServer::start();
+    server.set_mode(bad);
+    server.es(|es| es.short_answers = short_answers);
+    let (mut agent, mut stdin, log) =
+        start_logged(&config(&endpoint(&server), r#"batch = { max_size = 100 }"#));
+    stdin.write_all(synthetic(EVENTS, 10).as_bytes()).unwrap();
+    drop(stdin);
+    if short_answers == 0 {
+        assert!(
+            wait_until(Duration::from_secs(30), || server.requests().len() >= 6),
+            "the batches were retried"
+        );
+        assert!(
+            agent.child.try_wait().unwrap().is_none(),
+            "nothing was given up"
+        );
+        server.set_mode(Mode::Ok);
+    }
+    assert!(agent.wait(Duration::from_secs(30)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let reported = text.lines().filter(|l| l.contains(reason)).count();
+    assert_eq!(reported, 1, "one report of `{reason}` in:\n{text}");
+    let (docs, statuses) = server.es(|es| (es.docs.len(), es.item_statuses.clone()));
+    assert_eq!(docs, EVENTS);
+    assert_eq!(statuses.get(&201), Some(&EVENTS), "each indexed once");
+    assert!(!agent.path("dead-letter/es.ndjson").exists());
+}
+
+const NGINX_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+/// A proxy in front of the cluster answers its HTML error page.
+#[test]
+fn a_proxy_answering_html_is_retried_and_reported_with_its_title() {
+    bad_answers_are_retried_with_the_servers_reason(
+        Mode::Respond(502, "text/html", NGINX_502),
+        0,
+        "HTTP 502 Bad Gateway: an HTML page: 502 Bad Gateway",
+    );
+}
+
+/// A 200 whose body is not a `_bulk` answer (a captive portal's page,
+/// another API) acknowledges nothing.
+#[test]
+fn a_200_that_is_not_a_bulk_answer_acknowledges_nothing() {
+    bad_answers_are_retried_with_the_servers_reason(
+        Mode::Respond(
+            200,
+            "text/html",
+            "<html><head><title>Sign in to continue</title></head><body>…</body></html>",
+        ),
+        0,
+        "not a bulk response (an HTML page: Sign in to continue)",
+    );
+}
+
+/// Wrong credentials: Elasticsearch's own reason, and the events wait for
+/// the credentials to be fixed rather than being dropped.
+#[test]
+fn wrong_credentials_are_reported_with_elasticsearchs_reason_and_retried() {
+    bad_answers_are_retried_with_the_servers_reason(
+        Mode::Respond(
+            401,
+            "application/json",
+            r#"{"error":{"root_cause":[{"type":"security_exception","reason":"unable to authenticate user [auditrail] for REST request [/_bulk]"}],"type":"security_exception","reason":"unable to authenticate user [auditrail] for REST request [/_bulk]"},"status":401}"#,
+        ),
+        0,
+        "HTTP 401 Unauthorized: security_exception: unable to authenticate user [auditrail] for REST request [/_bulk] (check the output's `auth`)",
+    );
+}
+
+/// An answer with fewer items than documents sent proves nothing about the
+/// missing ones: the whole request goes again, and the documents already
+/// indexed answer 409 (counted as delivered), so each is indexed once.
+#[test]
+fn an_answer_with_missing_items_sends_the_request_again() {
+    bad_answers_are_retried_with_the_servers_reason(Mode::Ok, 1, "99 items for 100 documents sent");
+}
+
+/// `api_key_file` and `password_file` are read at config load: the key is
+/// sent, and a missing file is a config error at its line and column.
+#[test]
+fn credential_files_are_read_at_load_and_a_missing_one_is_a_config_error() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("es-api-key");
+    std::fs::write(&key, "c2VjcmV0LWtleQ==\n").unwrap();
+    let extra = format!("auth = {{ api_key_file = \"{}\" }}", key.display());
+    run(&config(&endpoint(&server), &extra), &synthetic(3, 10));
+    let requests = server.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.headers["authorization"] == "ApiKey c2VjcmV0LWtleQ==")
+    );
+
+    let missing = dir.path().join("no-such-password");
+    let text = config(
+        &endpoint(&server),
+        &format!(
+            "auth = {{ user = \"auditrail\", password_file = \"{}\" }}",
+            missing.display()
+        ),
+    )
+    .replace("{dir}", &dir.path().display().to_string());
+    let path = dir.path().join("auditrail.toml");
+    std::fs::write(&path, &text).unwrap();
+    let output = crate::support::auditrail()
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = text
+        .lines()
+        .position(|l| l.contains("password_file"))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!("cannot read `{}`", missing.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("auditrail.toml:{line}:")),
+        "{stderr}"
+    );
+}
+
+/// A rotated credential file takes effect on reload (SIGHUP): requests
+/// after the reload carry the new key.
+#[test]
+fn a_rotated_credential_file_is_read_again_on_reload() {
+    let server = TestServer::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let key = secrets.path().join("es-api-key");
+    std::fs::write(&key, "b2xkLWtleQ==\n").unwrap();
+    let text = config(
+        &endpoint(&server),
+        &format!(
+            "auth = {{ api_key_file = \"{}\" }}\nbatch = {{ max_wait = \"50ms\" }}",
+            key.display()
+        ),
+    );
+    let mut agent = crate::live::LiveAgent::start(&text, &[]);
+    let mut stdin = agent.stdin.take().unwrap();
+    stdin.write_all(synthetic(5, 10).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    assert!(wait_until(Duration::from_secs(30), || server
+        .es(|es| es.docs.len())
+        == 5));
+    std::fs::write(&key, "bmV3LWtleQ==\n").unwrap();
+    agent.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(30), || agent
+            .log_count("Config reloaded")
+            == 1),
+        "{}",
+        agent.log()
+    );
+    let more: String = (5..10).map(|i| event(i, 10) + "\n").collect();
+    stdin.write_all(more.as_bytes()).unwrap();
+    drop(stdin);
+    assert!(agent.wait_exit().success());
+    let keys: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.headers["authorization"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        keys.first().map(String::as_str),
+        Some("ApiKey b2xkLWtleQ==")
+    );
+    assert_eq!(keys.last().map(String::as_str), Some("ApiKey bmV3LWtleQ=="));
+    assert_eq!(server.es(|es| es.docs.len()), 10);
+}

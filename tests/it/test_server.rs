@@ -3,8 +3,11 @@
 //! an optional `Retry-After`, hang, reset the connection), and implements
 //! Elasticsearch's `_bulk` closely enough to test against: per-item results,
 //! `errors: true`, 409 on a duplicate `create`, dynamic-mapping type
-//! conflicts as 400 `mapper_parsing_exception`, scripted 429 items, and 413
-//! above a body size.
+//! conflicts as 400 `mapper_parsing_exception`, scripted 429 items (the next
+//! N, or one document in N once each), answers with items missing, and 413
+//! above a body size. It also answers as a proxy or a misconfigured endpoint
+//! would (an HTML page, another API's JSON, a 401 with Elasticsearch's
+//! `security_exception`), which a real node cannot be made to do on demand.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -29,6 +32,8 @@ pub enum Mode {
     Hang,
     /// Close the connection without an answer.
     Reset,
+    /// This status, content type and body, whatever the request.
+    Respond(u16, &'static str, &'static str),
 }
 
 /// One request as received.
@@ -54,6 +59,14 @@ pub struct EsState {
     pub reject_next_items: usize,
     /// Bodies (decoded) larger than this answer 413.
     pub max_body: Option<usize>,
+    /// One document in this many answers 429 (`es_rejected_execution_exception`)
+    /// the first time it is sent, and is indexed when sent again.
+    pub reject_one_in: Option<usize>,
+    /// Documents sent at least once.
+    seen: std::collections::HashSet<String>,
+    /// The next this many `_bulk` answers leave out their last item (all
+    /// documents are indexed all the same).
+    pub short_answers: usize,
     /// Items answered per status.
     pub item_statuses: HashMap<u16, usize>,
     next_id: u64,
@@ -221,6 +234,12 @@ async fn handle(
             return StatusCode::OK.into_response();
         }
         Mode::Reset => unreachable!("handled before routing"),
+        Mode::Respond(code, content_type, body) => (
+            StatusCode::from_u16(code).unwrap(),
+            [("content-type", content_type)],
+            body,
+        )
+            .into_response(),
         Mode::Status(code, retry_after) => {
             let mut response = (
                 StatusCode::from_u16(code).unwrap(),
@@ -272,8 +291,16 @@ fn bulk(es: &mut EsState, body: &[u8]) -> Response {
             }
         };
         let key = format!("{index}/{id}");
-        let (status, error) = if es.reject_next_items > 0 {
-            es.reject_next_items -= 1;
+        let first_time = !es.seen.contains(&key);
+        let reject_once =
+            first_time && es.reject_one_in.is_some_and(|n| es.seen.len() % n == n - 1);
+        if first_time {
+            es.seen.insert(key.clone());
+        }
+        let (status, error) = if es.reject_next_items > 0 || reject_once {
+            if !reject_once {
+                es.reject_next_items -= 1;
+            }
             (
                 429,
                 Some((
@@ -318,6 +345,10 @@ fn bulk(es: &mut EsState, body: &[u8]) -> Response {
             result["result"] = json!("created");
         }
         items.push(json!({ op: result }));
+    }
+    if es.short_answers > 0 {
+        es.short_answers -= 1;
+        items.pop();
     }
     axum::Json(json!({"took": 1, "errors": errors, "items": items})).into_response()
 }

@@ -64,7 +64,8 @@ impl BulkEncoder {
         }
     }
 
-    fn encode_one(&mut self, event: &Event, out: &mut Vec<u8>) {
+    /// Appends one event's action and document lines.
+    pub fn encode_one(&mut self, event: &Event, out: &mut Vec<u8>) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let text: &str = match event.record.raw() {
             Some(raw) => raw,

@@ -4,12 +4,20 @@
 //! transient rejections Elasticsearch reports under other statuses, such as
 //! the 403 `cluster_block_exception` of a flood-stage disk) or rejected for
 //! good (mapping errors and other 4xx: dead-lettered).
+//!
+//! An answer that is not a `_bulk` response (a proxy's HTML page, another
+//! API's JSON: no `errors` flag) or whose items are not one per document
+//! sent proves nothing about what was indexed: the whole request is retried
+//! (with `create`, the documents already indexed then answer 409 and count
+//! as delivered). `"errors": false` with no items at all, as some
+//! Elasticsearch-compatible servers answer, counts as all indexed.
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::dead_letter::item_reason;
 use crate::batch::{Delivery, OutputError};
+use crate::output::net::response::server_reason;
 
 /// Error types that pass with time, whatever their status.
 const RETRYABLE_TYPES: &[&str] = &[
@@ -24,7 +32,7 @@ const RETRYABLE_TYPES: &[&str] = &[
 
 #[derive(Debug, Deserialize)]
 struct BulkResponse {
-    #[serde(default)]
+    /// Whether any item failed; required, as in every `_bulk` answer.
     errors: bool,
     #[serde(default)]
     items: Vec<BulkItem>,
@@ -57,11 +65,16 @@ pub(super) fn read_bulk_response(
     sent: usize,
     create: bool,
 ) -> Result<BulkOutcome, OutputError> {
-    let response: BulkResponse = serde_json::from_slice(body).map_err(|e| OutputError::Retry {
-        reason: format!("unreadable `_bulk` answer: {e}"),
+    let response: BulkResponse = serde_json::from_slice(body).map_err(|_| OutputError::Retry {
+        reason: format!(
+            "the answer to `_bulk` is not a bulk response ({}); is the endpoint an Elasticsearch node?",
+            server_reason(body).unwrap_or_else(|| "an empty body".into())
+        ),
         retry_after: None,
     })?;
-    if !response.errors {
+    if response.items.is_empty() && !response.errors {
+        // Some Elasticsearch-compatible servers answer a success without
+        // items: the server says every document was taken.
         return Ok(BulkOutcome {
             delivery: Delivery::All,
             duplicates: 0,
@@ -70,7 +83,7 @@ pub(super) fn read_bulk_response(
     if response.items.len() != sent {
         return Err(OutputError::Retry {
             reason: format!(
-                "the `_bulk` answer has {} items for {sent} sent",
+                "the `_bulk` answer has {} items for {sent} documents sent; the whole request is sent again",
                 response.items.len()
             ),
             retry_after: None,
@@ -177,16 +190,35 @@ mod tests {
         );
     }
 
+    fn reason(result: Result<BulkOutcome, OutputError>) -> String {
+        match result {
+            Err(OutputError::Retry { reason, .. }) => reason,
+            other => panic!("not a retry: {other:?}"),
+        }
+    }
+
     #[test]
-    fn a_short_or_unreadable_answer_is_retried_whole() {
-        assert!(matches!(
-            read_bulk_response(b"<html>", 1, true),
-            Err(OutputError::Retry { .. })
+    fn a_short_or_unreadable_answer_is_retried_whole_with_the_reason() {
+        let html = reason(read_bulk_response(
+            b"<html><head><title>Sign in - Corporate Proxy</title></head><body>...</body></html>",
+            1,
+            true,
         ));
+        assert!(
+            html.contains("not a bulk response (an HTML page: Sign in - Corporate Proxy)"),
+            "{html}"
+        );
         let body = br#"{"errors":true,"items":[{"create":{"status":201}}]}"#;
-        assert!(matches!(
-            read_bulk_response(body, 2, true),
-            Err(OutputError::Retry { .. })
-        ));
+        assert!(reason(read_bulk_response(body, 2, true)).contains("1 items for 2 documents sent"));
+        // Not everything that parses is a bulk answer: `{}` from another
+        // API must not acknowledge anything.
+        let other = reason(read_bulk_response(br#"{"acknowledged":true}"#, 1, true));
+        assert!(other.contains("not a bulk response"), "{other}");
+        let short = br#"{"errors":true,"items":[]}"#;
+        assert!(reason(read_bulk_response(short, 3, true)).contains("0 items for 3"));
+        // `errors: false` without items is a success some compatible
+        // servers give.
+        let bare = read_bulk_response(br#"{"took":1,"errors":false,"items":[]}"#, 3, true).unwrap();
+        assert_eq!(bare.delivery, Delivery::All);
     }
 }

@@ -37,18 +37,46 @@ impl BodyFormat {
     /// Encodes `events` as one request body.
     pub fn encode(self, events: &[Event], size_hint: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(size_hint);
+        for event in events {
+            self.encode_one(event, &mut out);
+        }
+        self.finish(&mut out);
+        out
+    }
+
+    /// Appends one event to a body being built (`out` is empty before the
+    /// first).
+    pub fn encode_one(self, event: &Event, out: &mut Vec<u8>) {
         match self {
             BodyFormat::EventList | BodyFormat::JsonArray => {
-                if self == BodyFormat::EventList {
-                    out.extend_from_slice(EVENT_LIST_HEAD);
-                } else {
-                    out.push(b'[');
-                }
-                for (n, event) in events.iter().enumerate() {
-                    if n > 0 {
-                        out.push(b',');
+                if out.is_empty() {
+                    if self == BodyFormat::EventList {
+                        out.extend_from_slice(EVENT_LIST_HEAD);
+                    } else {
+                        out.push(b'[');
                     }
-                    event.record.write_json(&mut out);
+                } else {
+                    out.push(b',');
+                }
+                event.record.write_json(out);
+            }
+            BodyFormat::Ndjson => {
+                event.record.write_json(out);
+                out.push(b'\n');
+            }
+        }
+    }
+
+    /// Closes a body after its last event.
+    pub fn finish(self, out: &mut Vec<u8>) {
+        match self {
+            BodyFormat::EventList | BodyFormat::JsonArray => {
+                if out.is_empty() {
+                    if self == BodyFormat::EventList {
+                        out.extend_from_slice(EVENT_LIST_HEAD);
+                    } else {
+                        out.push(b'[');
+                    }
                 }
                 out.push(b']');
                 if self == BodyFormat::EventList {
@@ -57,14 +85,8 @@ impl BodyFormat {
                 // kube-apiserver's encoder ends the body with a newline.
                 out.push(b'\n');
             }
-            BodyFormat::Ndjson => {
-                for event in events {
-                    event.record.write_json(&mut out);
-                    out.push(b'\n');
-                }
-            }
+            BodyFormat::Ndjson => {}
         }
-        out
     }
 }
 

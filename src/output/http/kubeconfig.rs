@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::client::{Auth, ClientSettings, Secret};
+use crate::output::net::auth::{Auth, Secret};
+use crate::output::net::client::ClientSettings;
 
 /// What the output takes from a kubeconfig.
 #[derive(Debug, Clone)]

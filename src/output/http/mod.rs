@@ -24,26 +24,27 @@
 //! {reason="rejected"}`, `output_requests`, `output_retried_events`.
 
 mod body;
-pub mod client;
 pub mod kubeconfig;
 
 pub use body::BodyFormat;
-use client::{
-    Auth, AuthConfig, ClientSettings, Compression, TlsConfig, build_client, gzip, status_error,
-    transport_error, with_auth,
-};
+
+use super::net::auth::{Auth, AuthConfig, with_auth};
+use super::net::client::{ClientSettings, Compression, TlsConfig, build_client, gzip};
+use super::net::response::{status_error, transport_error};
+use super::net::{SetupError, check_url};
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use serde::Deserialize;
 
 use super::{OutputContext, OutputTask};
-use crate::batch::{
-    DeadLetter, Delivery, Driver, Output, OutputError, RetrySettings, WEBHOOK_DEFAULTS,
-};
+use crate::batch::{Delivery, Output, OutputError, RetrySettings, WEBHOOK_DEFAULTS};
 use crate::config::Duration;
 use crate::event::Event;
 use crate::source::BuildError;
@@ -116,69 +117,52 @@ impl HttpConfig {
         if self.compress_level > 9 {
             return Err("`compress_level` goes from 0 to 9".into());
         }
+        if let Some(auth) = &self.auth {
+            auth.validate()?;
+        }
         Ok(())
     }
 
     pub fn build(&self, cx: OutputContext) -> Result<OutputTask, BuildError> {
-        let fail = |message: String| BuildError::new(&cx.name, message);
-        let settings = cx.batch.resolve(&WEBHOOK_DEFAULTS).map_err(fail)?;
-        let output = HttpOutput::new(self, &cx.name).map_err(|e| {
-            BuildError::new(&cx.name, "invalid `http` output settings").with_source(e)
-        })?;
-        let dead_letter = DeadLetter::new(
-            self.dead_letter_path
-                .clone()
-                .unwrap_or_else(|| DeadLetter::default_path(&cx.data_dir, &cx.name)),
-            &cx.name,
-        );
+        let settings = cx
+            .batch
+            .resolve(&WEBHOOK_DEFAULTS)
+            .map_err(|m| BuildError::new(&cx.name, m))?;
+        let output = HttpOutput::new(self, &cx.name)
+            .map_err(|e| super::net::build_error(&cx.name, "http", e))?;
         let retry = RetrySettings {
             initial_backoff: self.initial_backoff.0,
             max_backoff: self.max_backoff.0,
         };
-        let driver = Driver::new(output, settings, retry, dead_letter, cx.metrics);
-        let input = cx.input;
-        Ok(Box::pin(async move {
-            driver.run(input).await;
-            Ok(())
-        }))
+        Ok(super::net::spawn(
+            output,
+            cx,
+            settings,
+            retry,
+            self.dead_letter_path.as_ref(),
+        ))
     }
-}
-
-/// Checks a URL is absolute http(s).
-pub fn check_url(url: &str) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("URL `{url}` must start with http:// or https://"));
-    }
-    Ok(parsed)
-}
-
-/// Why an `http` output could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpSetupError {
-    #[error(transparent)]
-    Kubeconfig(#[from] kubeconfig::KubeconfigError),
-    #[error(transparent)]
-    Client(#[from] client::ClientError),
-    #[error("{0}")]
-    Invalid(String),
 }
 
 /// The running `http` output.
 pub struct HttpOutput {
+    format: BodyFormat,
+    request: Arc<Request>,
+}
+
+/// What every request shares.
+struct Request {
     client: reqwest::Client,
     url: reqwest::Url,
     auth: Auth,
-    format: BodyFormat,
+    content_type: &'static str,
     compress: Compression,
     level: u32,
-    /// Size of the last body, to allocate the next one at once.
-    size_hint: usize,
 }
 
 impl HttpOutput {
-    pub fn new(config: &HttpConfig, component: &str) -> Result<Self, HttpSetupError> {
-        config.validate().map_err(HttpSetupError::Invalid)?;
+    pub fn new(config: &HttpConfig, component: &str) -> Result<Self, SetupError> {
+        config.validate().map_err(SetupError::Invalid)?;
         let (url, mut settings) = match (&config.url, &config.kubeconfig) {
             (Some(url), _) => (url.clone(), ClientSettings::default()),
             (None, Some(path)) => {
@@ -187,7 +171,7 @@ impl HttpOutput {
             }
             (None, None) => unreachable!("validate() requires one of them"),
         };
-        let url = check_url(&url).map_err(HttpSetupError::Invalid)?;
+        let url = check_url(&url).map_err(SetupError::Invalid)?;
         if let Some(tls) = &config.tls {
             tls.apply(&mut settings)?;
         }
@@ -205,53 +189,67 @@ impl HttpOutput {
             .collect();
         let client = build_client(&settings, component)?;
         Ok(Self {
-            client,
-            url,
-            auth: settings.auth,
             format: config.body,
-            compress: config.compress,
-            level: config.compress_level,
-            size_hint: 0,
+            request: Arc::new(Request {
+                client,
+                url,
+                auth: settings.auth,
+                content_type: config.body.content_type(),
+                compress: config.compress,
+                level: config.compress_level,
+            }),
         })
     }
 }
 
 impl Output for HttpOutput {
-    fn send<'a>(
-        &'a mut self,
-        batch: &[Event],
-    ) -> impl Future<Output = Result<Delivery, OutputError>> + Send + use<'a> {
-        let body = self.format.encode(batch, self.size_hint);
-        self.size_hint = body.len() + body.len() / 8;
-        async move {
-            let gzipped = self.compress == Compression::Gzip;
-            let body = if gzipped {
-                gzip(body, self.level).await?
-            } else {
-                body
-            };
-            let mut request = self
-                .client
-                .post(self.url.clone())
-                .header(CONTENT_TYPE, self.format.content_type())
-                .body(body);
-            if gzipped {
-                request = request.header(CONTENT_ENCODING, "gzip");
-            }
-            let response = with_auth(request, &self.auth)
-                .send()
-                .await
-                .map_err(|e| transport_error(&e))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            // Read the answer to the end so the connection can be reused; a
-            // 2xx whose body breaks off is retried (a duplicate beats a loss).
-            let answer = response.bytes().await.map_err(|e| transport_error(&e))?;
-            if status.is_success() {
-                Ok(Delivery::All)
-            } else {
-                Err(status_error(status, &headers, &answer))
-            }
+    fn encode(&mut self, event: &Event, body: &mut Vec<u8>) {
+        self.format.encode_one(event, body);
+    }
+
+    fn finish(&mut self, body: &mut Vec<u8>) {
+        self.format.finish(body);
+    }
+
+    fn send(
+        &mut self,
+        body: Bytes,
+        _count: usize,
+    ) -> impl Future<Output = Result<Delivery, OutputError>> + Send + 'static {
+        let request = self.request.clone();
+        async move { request.post(body).await }
+    }
+}
+
+impl Request {
+    async fn post(&self, body: Bytes) -> Result<Delivery, OutputError> {
+        let gzipped = self.compress == Compression::Gzip;
+        let body = if gzipped {
+            Bytes::from(gzip(body, self.level).await?)
+        } else {
+            body
+        };
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, self.content_type)
+            .body(body);
+        if gzipped {
+            request = request.header(CONTENT_ENCODING, "gzip");
+        }
+        let response = with_auth(request, &self.auth)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        // Read the answer to the end so the connection can be reused; a
+        // 2xx whose body breaks off is retried (a duplicate beats a loss).
+        let answer = response.bytes().await.map_err(|e| transport_error(&e))?;
+        if status.is_success() {
+            Ok(Delivery::All)
+        } else {
+            Err(status_error(status, &headers, &answer))
         }
     }
 }

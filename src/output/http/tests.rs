@@ -157,6 +157,16 @@ fn config(kubeconfig: PathBuf) -> HttpConfig {
     config
 }
 
+/// Encodes `events` as the driver does and sends them once.
+async fn send(output: &mut HttpOutput, events: &[Event]) -> Result<Delivery, OutputError> {
+    let mut body = Vec::new();
+    for event in events {
+        output.encode(event, &mut body);
+    }
+    output.finish(&mut body);
+    output.send(body.into(), events.len()).await
+}
+
 fn events() -> Vec<Event> {
     let record = Record::from_json(r#"{"auditID":"a","stage":"ResponseComplete"}"#.into()).unwrap();
     vec![Event::new(
@@ -174,7 +184,7 @@ async fn kubeconfig_data_fields_give_mutual_tls_and_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let path = kubeconfig(dir.path(), &format!("https://{addr}/audit"), &pki, true);
     let mut output = HttpOutput::new(&config(path), "test").unwrap();
-    assert_eq!(output.send(&events()).await, Ok(Delivery::All));
+    assert_eq!(send(&mut output, &events()).await, Ok(Delivery::All));
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, vec![(true, Some("Bearer webhook-token".to_owned()))]);
 }
@@ -186,7 +196,7 @@ async fn an_untrusted_server_is_a_retryable_failure() {
     let dir = tempfile::tempdir().unwrap();
     let path = kubeconfig(dir.path(), &format!("https://{addr}/audit"), &pki, false);
     let mut output = HttpOutput::new(&config(path), "test").unwrap();
-    let result = output.send(&events()).await;
+    let result = send(&mut output, &events()).await;
     assert!(
         matches!(result, Err(OutputError::Retry { .. })),
         "{result:?}"
@@ -221,7 +231,7 @@ fn the_kube_apiserver_fixture_kubeconfig_resolves_its_current_context() {
     assert_eq!(target.settings.ca_pem.as_deref(), Some(pki.ca.as_bytes()));
     assert!(target.settings.identity_pem.is_some());
     assert!(
-        matches!(&target.settings.auth, client::Auth::Bearer(t) if t.0 == "audit-webhook-shared-token-fixture-main")
+        matches!(&target.settings.auth, crate::output::net::auth::Auth::Bearer(t) if t.0 == "audit-webhook-shared-token-fixture-main")
     );
     // Relative paths are resolved from the kubeconfig's directory: without
     // the files the kubeconfig is refused with the path in the message.
