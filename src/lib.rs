@@ -34,6 +34,7 @@ pub mod output;
 pub mod pipeline;
 pub mod source;
 pub mod systemd;
+mod tls;
 
 /// An error and its causes on one line (`outer: inner: root`), for a log
 /// field; the CLI prints causes on lines of their own instead.

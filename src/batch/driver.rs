@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -133,7 +134,8 @@ struct Waiting {
 
 /// A request slot's news.
 enum Slot {
-    Answered(Batch, Result<Delivery, OutputError>),
+    /// A request's answer, and how long the round trip took.
+    Answered(Batch, Result<Delivery, OutputError>, Duration),
     /// A failed request's backoff ran out: send it again.
     Rested(Batch),
 }
@@ -149,6 +151,8 @@ pub struct Driver<O: Output> {
     rejected: Counter,
     retried: Counter,
     requests: Counter,
+    latency: Histogram,
+    batch_sizes: Histogram,
     failures: FailureLog,
     /// Size of the last body, to allocate the next one at once.
     size_hint: usize,
@@ -184,6 +188,8 @@ impl<O: Output> Driver<O> {
             ),
             failures: FailureLog::default(),
             size_hint: 0,
+            latency: metrics.latency(),
+            batch_sizes: metrics.batch_sizes(),
             metrics,
         }
     }
@@ -258,7 +264,10 @@ impl<O: Output> Driver<O> {
             tokio::select! {
                 biased;
                 Some(done) = state.slots.join_next(), if !state.slots.is_empty() => match done {
-                    Ok(Slot::Answered(batch, result)) => self.answered(&mut state, batch, result),
+                    Ok(Slot::Answered(batch, result, took)) => {
+                        self.latency.observe(took.as_secs_f64());
+                        self.answered(&mut state, batch, result);
+                    }
                     Ok(Slot::Rested(batch)) => self.dispatch(&mut state.slots, batch),
                     Err(e) => {
                         // A request task panicked: its events are lost to
@@ -354,10 +363,13 @@ impl<O: Output> Driver<O> {
 
     fn dispatch(&mut self, slots: &mut JoinSet<Slot>, batch: Batch) {
         self.requests.inc();
+        #[allow(clippy::cast_precision_loss)] // Batch sizes are far below 2^52.
+        self.batch_sizes.observe(batch.events.len() as f64);
         let request = self.output.send(batch.body.clone(), batch.events.len());
         slots.spawn(async move {
+            let started = Instant::now();
             let result = request.await;
-            Slot::Answered(batch, result)
+            Slot::Answered(batch, result, started.elapsed())
         });
     }
 

@@ -52,6 +52,20 @@ pub struct OutputContext {
     pub batch: BatchConfig,
 }
 
+/// A network output's files or settings that a start would refuse, found
+/// at config load (certificates, keys, kubeconfigs, credential files).
+fn setup_diagnostic(
+    kind: &str,
+    error: &net::SetupError,
+    table: std::ops::Range<usize>,
+) -> Diagnostic {
+    Diagnostic::new(format!(
+        "cannot use the settings of an `{kind}` output: {}",
+        crate::error_chain(error)
+    ))
+    .at(table.start..table.start + 1)
+}
+
 impl OutputConfig {
     pub fn from_component(
         kind: &toml::Spanned<String>,
@@ -69,15 +83,29 @@ impl OutputConfig {
             "http" => {
                 let span = table.span.clone();
                 let mut config: HttpConfig = table.deserialize("an `http` output", &shared)?;
-                config.validate().map_err(|m| Diagnostic::new(m).at(span))?;
+                config
+                    .validate()
+                    .map_err(|m| Diagnostic::new(m).at(span.clone()))?;
                 if let Some(auth) = &mut config.auth {
                     auth.load()?;
                 }
+                let (_, settings) = config
+                    .client_settings()
+                    .map_err(|e| setup_diagnostic("http", &e, span.clone()))?;
+                net::client::Prepared::new(&settings)
+                    .map_err(|e| setup_diagnostic("http", &e, span))?;
                 Ok(Self::Http(config))
             }
-            "elasticsearch" => Ok(Self::Elasticsearch(ElasticsearchConfig::from_component(
-                table, file, &shared,
-            )?)),
+            "elasticsearch" => {
+                let span = table.span.clone();
+                let config = ElasticsearchConfig::from_component(table, file, &shared)?;
+                let settings = config
+                    .client_settings()
+                    .map_err(|e| setup_diagnostic("elasticsearch", &e, span.clone()))?;
+                net::client::Prepared::new(&settings)
+                    .map_err(|e| setup_diagnostic("elasticsearch", &e, span))?;
+                Ok(Self::Elasticsearch(config))
+            }
             "null" => Ok(Self::Null(table.deserialize("a `null` output", &shared)?)),
             _ => Err(unknown_type(Section::Output, kind, OUTPUT_TYPES)),
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::http_source::{event, event_list, post, raw_request};
 use crate::live::{LiveAgent, metric};
 use crate::support::{listening_addr, wait_until};
+use crate::test_server::TestServer;
 
 const POLICY: &str = r#"apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -53,6 +54,7 @@ match = "audit"
 rules = [
   { when = 'kind == "EventList"', tag = "batch" },
   { when = 'verb == "delete"', tag = "parked" },
+  { when = 'verb == "watch"', tag = "noise" },
 ]
 
 [[filter]]
@@ -111,7 +113,20 @@ path = "{dir}/out/gw.log"
 [[output]]
 name = "sink"
 type = "null"
-match = "hook batch"
+match = "noise"
+
+[[output]]
+name = "forward"
+type = "http"
+match = "batch"
+url = "HTTP_URL"
+batch = { max_wait = "100ms" }
+
+[[output]]
+name = "es"
+type = "elasticsearch"
+match = "hook"
+endpoints = ["ES_URL"]
 "#;
 
 /// The webhook's address, from its `listening on ADDR` log line.
@@ -173,15 +188,21 @@ impl Scrape {
 fn counters_add_up_for_every_component_type() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
-    let mut agent = LiveAgent::start_in(dir, CONFIG, &[]);
+    let server = TestServer::start();
+    let config = CONFIG
+        .replace("HTTP_URL", &server.url("/audit"))
+        .replace("ES_URL", &server.url(""));
+    let mut agent = LiveAgent::start_in(dir, &config, &[]);
     let dir = agent.dir.path().to_owned();
 
-    // stdin: 9 list (kept), 6 get (filtered), 3 delete (parked: unrouted),
-    // one EventList of 4 items (split into 4).
+    // stdin: 6 list (kept), 6 get (filtered), 3 delete (parked: unrouted),
+    // 3 watch (to the null output), one EventList of 4 items (split into 4,
+    // to the http output).
     let mut input = String::new();
     for n in 0..18 {
         let verb = match n % 6 {
             0 | 3 => "get",
+            4 => "watch",
             5 => "delete",
             _ => "list",
         };
@@ -201,7 +222,7 @@ fn counters_add_up_for_every_component_type() {
         .collect();
     std::fs::write(dir.join("gateway.log"), records).unwrap();
 
-    // webhook: 5 events, all kept by the policy.
+    // webhook: 5 events, all kept by the policy, to the elasticsearch output.
     let hook = wait_for_listener(&agent);
     let items: Vec<String> = (0..5).map(|n| event(&format!("h{n}"))).collect();
     let body = event_list(&items);
@@ -211,9 +232,11 @@ fn counters_add_up_for_every_component_type() {
     let mut scrape = Scrape(String::new());
     let settled = wait_until(Duration::from_secs(30), || {
         scrape = Scrape(agent.get("/metrics").1);
-        scrape.get("events_out_total", "out") == 9.0
+        scrape.get("events_out_total", "out") == 6.0
             && scrape.get("events_out_total", "files") == 4.0
-            && scrape.get("events_out_total", "sink") == 9.0
+            && scrape.get("events_out_total", "sink") == 3.0
+            && scrape.get("events_out_total", "forward") == 4.0
+            && scrape.get("events_out_total", "es") == 5.0
     });
     assert!(settled, "{}", scrape.0);
     let s = &scrape;
@@ -263,7 +286,7 @@ fn counters_add_up_for_every_component_type() {
 
     // Outputs: in = out + dropped, and the router's out is their in.
     let mut outputs_in = 0.0;
-    for output in ["out", "files", "sink"] {
+    for output in ["out", "files", "sink", "forward", "es"] {
         let (events_in, events_out, dropped) = s.events(output);
         assert_eq!(events_in, events_out + dropped, "{output}");
         outputs_in += events_in;
@@ -274,7 +297,7 @@ fn counters_add_up_for_every_component_type() {
         );
     }
     assert_eq!(router_out, outputs_in);
-    for output in ["out", "files"] {
+    for output in ["out", "files", "forward", "es"] {
         assert!(
             s.get("output_latency_seconds_count", output) > 0.0,
             "{output} recorded no latency:\n{}",

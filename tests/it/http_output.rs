@@ -377,3 +377,78 @@ fn outage_with_on_full_block_pauses_the_source_and_loses_nothing() {
     assert!(agent.wait(Duration::from_secs(30)).success());
     assert_eq!(ids(&server), all_ids(TOTAL), "every event exactly once");
 }
+
+/// A server that presents a CA certificate as its own (a common mistake
+/// when a cluster's certificates are set up by hand): the retry warning
+/// says so in words, not as rustls's debug text.
+#[test]
+fn a_tls_failure_is_reported_in_words() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
+
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                // The client refuses the certificate; the handshake fails.
+                let _ = acceptor.accept(stream).await;
+            }
+        });
+    });
+
+    let config = format!(
+        r#"data_dir = "{}"
+[[source]]
+type = "stdin"
+[[output]]
+name = "hook"
+type = "http"
+match = "**"
+url = "https://{addr}/audit"
+tls = {{ ca_file = "{}/ca.pem" }}
+batch = {{ mode = "blocking" }}
+"#,
+        dir.path().display(),
+        dir.path().display()
+    );
+    let mut agent = crate::live::LiveAgent::start(&config, &[]);
+    let mut stdin = agent.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        r#"{{"kind":"Event","auditID":"a","stage":"ResponseComplete"}}"#
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    agent.stdin = Some(stdin);
+    assert!(
+        wait_until(Duration::from_secs(60), || agent.log().contains(
+            "TLS handshake failed: the peer's certificate is a CA certificate"
+        )),
+        "{}",
+        agent.log()
+    );
+    assert!(!agent.log().contains("OtherError"), "{}", agent.log());
+}

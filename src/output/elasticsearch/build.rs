@@ -37,6 +37,28 @@ impl ElasticsearchConfig {
     }
 }
 
+impl ElasticsearchConfig {
+    /// The client settings, with certificates, keys and credentials loaded.
+    pub fn client_settings(&self) -> Result<ClientSettings, SetupError> {
+        let mut settings = ClientSettings {
+            timeout: self.timeout.0,
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..ClientSettings::default()
+        };
+        if let Some(tls) = &self.tls {
+            tls.apply(&mut settings)?;
+        }
+        if let Some(auth) = &self.auth {
+            settings.auth = auth.resolve()?;
+        }
+        Ok(settings)
+    }
+}
+
 /// `<endpoint>/_bulk?filter_path=…[&pipeline=…]`.
 fn bulk_url(endpoint: &str, pipeline: Option<&str>) -> Result<reqwest::Url, SetupError> {
     let mut url = check_url(endpoint).map_err(SetupError::Invalid)?;
@@ -57,21 +79,7 @@ impl ElasticsearchOutput {
         config: &ElasticsearchConfig,
         cx: &OutputContext,
     ) -> Result<Self, SetupError> {
-        let mut settings = ClientSettings {
-            timeout: config.timeout.0,
-            headers: config
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            ..ClientSettings::default()
-        };
-        if let Some(tls) = &config.tls {
-            tls.apply(&mut settings)?;
-        }
-        if let Some(auth) = &config.auth {
-            settings.auth = auth.resolve()?;
-        }
+        let settings = config.client_settings()?;
         let client = build_client(&settings, &cx.name)?;
         let bulk_urls = config
             .endpoints

@@ -107,12 +107,8 @@ pub(super) fn read_bulk_response(
             Fate::Duplicate => duplicates += 1,
             Fate::Retry => retry.push(i),
             Fate::Rejected => {
-                let reason = result
-                    .error
-                    .as_ref()
-                    .and_then(|e| e.get("reason"))
-                    .and_then(Value::as_str);
-                rejected.push((i, item_reason(result.status, error_type, reason)));
+                let reason = result.error.as_ref().and_then(reason_with_cause);
+                rejected.push((i, item_reason(result.status, error_type, reason.as_deref())));
             }
         }
     }
@@ -143,6 +139,30 @@ fn classify(status: u16, error_type: Option<&str>, create: bool) -> Fate {
         _ if error_type.is_some_and(|t| RETRYABLE_TYPES.contains(&t)) => Fate::Retry,
         _ => Fate::Rejected,
     }
+}
+
+/// An item error's reason with its innermost `caused_by`: OpenSearch says
+/// only "failed to parse" for a document it cannot map, and the why ("field
+/// name cannot contain only the character [.]") is in `caused_by`.
+fn reason_with_cause(error: &Value) -> Option<String> {
+    let reason = error.get("reason").and_then(Value::as_str)?;
+    let mut cause = None;
+    let mut inner = error.get("caused_by");
+    while let Some(next) = inner {
+        cause = Some(next);
+        inner = next.get("caused_by");
+    }
+    let described = cause.and_then(|c| {
+        let text = c.get("reason").and_then(Value::as_str)?;
+        Some(match c.get("type").and_then(Value::as_str) {
+            Some(kind) => format!("{kind}: {text}"),
+            None => text.to_owned(),
+        })
+    });
+    Some(match described {
+        Some(cause) if cause != reason => format!("{reason} (caused by {cause})"),
+        _ => reason.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -178,6 +198,20 @@ mod tests {
                     (6, "status 404: index_not_found_exception: no such index".into()),
                 ],
             }
+        );
+    }
+
+    #[test]
+    fn a_rejection_names_its_innermost_cause() {
+        // As OpenSearch 2.19 answers a document with a `"."` key.
+        let body = br#"{"errors":true,"items":[{"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse","caused_by":{"type":"illegal_argument_exception","reason":"field name cannot contain only the character [.]"}}}}]}"#;
+        let outcome = read_bulk_response(body, 1, true).unwrap();
+        let Delivery::Partial { rejected, .. } = outcome.delivery else {
+            panic!("a rejection")
+        };
+        assert_eq!(
+            rejected[0].1,
+            "status 400: mapper_parsing_exception: failed to parse (caused by illegal_argument_exception: field name cannot contain only the character [.])"
         );
     }
 

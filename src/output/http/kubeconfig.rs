@@ -27,12 +27,10 @@ pub enum KubeconfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("kubeconfig `{}` is not valid YAML for a kubeconfig", path.display())]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: Box<serde_saphyr::Error>,
-    },
+    /// `reason` names the line and column but quotes no text: a
+    /// kubeconfig holds tokens and keys, which must not reach a log.
+    #[error("kubeconfig `{}` is not valid YAML for a kubeconfig: {reason}", path.display())]
+    Parse { path: PathBuf, reason: String },
     #[error("kubeconfig `{}`: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
 }
@@ -95,15 +93,33 @@ fn parse(text: &str) -> Result<Kubeconfig, serde_saphyr::Error> {
     serde_saphyr::from_str(text)
 }
 
+/// A YAML error's message and location, without the lines of the file that
+/// serde-saphyr quotes around it.
+fn without_snippet(error: &serde_saphyr::Error) -> String {
+    let mut inner = error;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
+        inner = error;
+    }
+    // One line: anything after the first is quoted text.
+    inner
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Reads a kubeconfig file and resolves its current context.
 pub fn load(path: &Path) -> Result<WebhookTarget, KubeconfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| KubeconfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let config = parse(&text).map_err(|source| KubeconfigError::Parse {
+    let config = parse(&text).map_err(|error| KubeconfigError::Parse {
         path: path.to_owned(),
-        source: Box::new(source),
+        reason: without_snippet(&error),
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     resolve(config, base).map_err(|message| KubeconfigError::Invalid {

@@ -162,6 +162,27 @@ struct Request {
 
 impl HttpOutput {
     pub fn new(config: &HttpConfig, component: &str) -> Result<Self, SetupError> {
+        let (url, settings) = config.client_settings()?;
+        let client = build_client(&settings, component)?;
+        Ok(Self {
+            format: config.body,
+            request: Arc::new(Request {
+                client,
+                url,
+                auth: settings.auth,
+                content_type: config.body.content_type(),
+                compress: config.compress,
+                level: config.compress_level,
+            }),
+        })
+    }
+}
+
+impl HttpConfig {
+    /// The URL and client settings, with the kubeconfig, certificates, keys
+    /// and credentials loaded: what a start needs, found at config load.
+    pub fn client_settings(&self) -> Result<(reqwest::Url, ClientSettings), SetupError> {
+        let config = self;
         config.validate().map_err(SetupError::Invalid)?;
         let (url, mut settings) = match (&config.url, &config.kubeconfig) {
             (Some(url), _) => (url.clone(), ClientSettings::default()),
@@ -187,18 +208,7 @@ impl HttpOutput {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let client = build_client(&settings, component)?;
-        Ok(Self {
-            format: config.body,
-            request: Arc::new(Request {
-                client,
-                url,
-                auth: settings.auth,
-                content_type: config.body.content_type(),
-                compress: config.compress,
-                level: config.compress_level,
-            }),
-        })
+        Ok((url, settings))
     }
 }
 

@@ -87,33 +87,62 @@ fn install_crypto_provider() {
     });
 }
 
+/// What a client is built from, parsed and checked: everything that can
+/// be wrong in the files and settings, found without contacting anyone
+/// (`auditrail check` runs this too).
+pub struct Prepared {
+    certs: Option<Vec<reqwest::Certificate>>,
+    identity: Option<reqwest::Identity>,
+    headers: HeaderMap,
+}
+
+impl Prepared {
+    pub fn new(settings: &ClientSettings) -> Result<Self, SetupError> {
+        install_crypto_provider();
+        let certs = match &settings.ca_pem {
+            Some(pem) => {
+                let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
+                    SetupError::Invalid("the CA file holds no valid PEM certificate".into())
+                })?;
+                if certs.is_empty() {
+                    return Err(SetupError::Invalid(
+                        "the CA file holds no certificate".into(),
+                    ));
+                }
+                Some(certs)
+            }
+            None => None,
+        };
+        let identity = match &settings.identity_pem {
+            Some(pem) => Some(reqwest::Identity::from_pem(pem).map_err(|_| {
+                SetupError::Invalid("the client certificate or key is not valid PEM".into())
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            certs,
+            identity,
+            headers: default_headers(settings)?,
+        })
+    }
+}
+
 /// Builds the pooled client; every request carries the configured headers
 /// and bearer or API-key auth.
 pub fn build_client(
     settings: &ClientSettings,
     component: &str,
 ) -> Result<reqwest::Client, SetupError> {
-    install_crypto_provider();
+    let prepared = Prepared::new(settings)?;
     let mut builder = reqwest::Client::builder()
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("auditrail/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem) = &settings.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
-            SetupError::Invalid("the CA file holds no valid PEM certificate".into())
-        })?;
-        if certs.is_empty() {
-            return Err(SetupError::Invalid(
-                "the CA file holds no certificate".into(),
-            ));
-        }
+    if let Some(certs) = prepared.certs {
         builder = builder.tls_certs_only(certs);
     }
-    if let Some(pem) = &settings.identity_pem {
-        let identity = reqwest::Identity::from_pem(pem).map_err(|_| {
-            SetupError::Invalid("the client certificate or key is not valid PEM".into())
-        })?;
+    if let Some(identity) = prepared.identity {
         builder = builder.identity(identity);
     }
     if settings.insecure_skip_verify {
@@ -123,6 +152,14 @@ pub fn build_client(
         );
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
+    builder
+        .default_headers(prepared.headers)
+        .build()
+        .map_err(SetupError::Build)
+}
+
+/// The configured headers and the bearer or API-key authorization.
+fn default_headers(settings: &ClientSettings) -> Result<HeaderMap, SetupError> {
     let mut headers = HeaderMap::new();
     for (name, value) in &settings.headers {
         let name = HeaderName::try_from(name.as_str())
@@ -143,10 +180,7 @@ pub fn build_client(
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    builder
-        .default_headers(headers)
-        .build()
-        .map_err(SetupError::Build)
+    Ok(headers)
 }
 
 /// `compress = "gzip"`.

@@ -34,8 +34,10 @@ pub fn transport_error(error: &reqwest::Error) -> OutputError {
         "the request failed"
     };
     // reqwest's messages carry the URL but never the body or credentials.
+    // A TLS failure is said in words instead of rustls's debug text.
+    let cause = crate::tls::describe(error).unwrap_or_else(|| crate::error_chain(error));
     OutputError::Retry {
-        reason: format!("{kind}: {}", crate::error_chain(error)),
+        reason: format!("{kind}: {cause}"),
         retry_after: None,
     }
 }
