@@ -19,6 +19,7 @@
 //! - [`listener`]: the bounded accept loop of every HTTP listener (the
 //!   webhook source, the `[api]` endpoint).
 //! - [`systemd`]: service notifications (ready, reloading, stopping, watchdog).
+//! - `tls`: TLS failures in plain words, for the logs.
 //! - [`cli`]: the `auditrail` command.
 
 pub mod audit;
