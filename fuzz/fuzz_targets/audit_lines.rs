@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let start: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
 
-    let mut joiner = LegacyJoiner::new(StdDuration::from_secs(10));
+    let mut joiner = LegacyJoiner::new(chrono::Duration::seconds(10));
     for line in text.lines() {
         let _ = AccessRecord::from_json(line);
         if let Ok(parsed) = LegacyLine::parse(line) {

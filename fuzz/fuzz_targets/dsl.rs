@@ -8,8 +8,6 @@
 
 #![no_main]
 
-use std::sync::LazyLock;
-
 use auditrail::dsl::{Captures, EvalContext, Expr, Pattern, Template, TemplateKind};
 use auditrail::event::{Record, Tag};
 use bytes::Bytes;
@@ -21,14 +19,19 @@ use libfuzzer_sys::fuzz_target;
 const SAMPLE: &str =
     include_str!("../../tests/data/fixtures/webhook/built-openshift-clo-v1-blocking-single.json");
 
-static EVENT: LazyLock<(Record, Tag, DateTime<Utc>)> = LazyLock::new(|| {
+fn sample() -> (Record, Tag, DateTime<Utc>) {
     let list: serde_json::Value = serde_json::from_str(SAMPLE).expect("the sample is JSON");
     let event = serde_json::to_vec(&list["items"][0]).expect("one event");
     let record = Record::from_json_line(Bytes::from(event)).expect("the sample event parses");
     let tag = Tag::new("audit.openshift-marketplace.get");
     let time = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
     (record, tag, time)
-});
+}
+
+thread_local! {
+    /// Records are not `Sync`; libFuzzer runs the target on one thread.
+    static EVENT: (Record, Tag, DateTime<Utc>) = sample();
+}
 
 fn expression(text: &str) {
     let Ok(expr) = Expr::compile(text) else {
@@ -42,15 +45,16 @@ fn expression(text: &str) {
         "{text:?} printed as {printed:?} compiles to another tree"
     );
 
-    let (record, tag, time) = &*EVENT;
-    let cx = EvalContext::new(record, tag, *time);
-    let _ = expr.eval(&cx);
-    let mut captures = Captures::new();
-    if let Ok(true) = expr.is_true_capturing(&cx, &mut captures) {
-        // What a `rewrite_tag` rule does next: a template reading `$N`.
-        let template = Template::compile("x.$0.$1.$9", TemplateKind::Plain).unwrap();
-        let _ = template.render_to_string(&cx.with_captures(&captures));
-    }
+    EVENT.with(|(record, tag, time)| {
+        let cx = EvalContext::new(record, tag, *time);
+        let _ = expr.eval(&cx);
+        let mut captures = Captures::new();
+        if let Ok(true) = expr.is_true_capturing(&cx, &mut captures) {
+            // What a `rewrite_tag` rule does next: a template reading `$N`.
+            let template = Template::compile("x.$0.$1.$9", TemplateKind::Plain).unwrap();
+            let _ = template.render_to_string(&cx.with_captures(&captures));
+        }
+    });
 }
 
 fn template(text: &str, kind: TemplateKind) {
@@ -66,20 +70,21 @@ fn template(text: &str, kind: TemplateKind) {
         "printing {text:?} is not stable"
     );
 
-    let (record, tag, time) = &*EVENT;
-    let cx = EvalContext::new(record, tag, *time);
-    let first = template.render_to_string(&cx);
-    let second = again.render_to_string(&cx);
-    assert_eq!(
-        first.as_ref().ok(),
-        second.as_ref().ok(),
-        "{text:?} and its printed form {printed:?} render differently"
-    );
-    let mut out = String::new();
-    let _ = template.render_or_placeholder(&cx, &mut out);
-    if kind == TemplateKind::Path {
-        let _ = template.static_prefix();
-    }
+    EVENT.with(|(record, tag, time)| {
+        let cx = EvalContext::new(record, tag, *time);
+        let first = template.render_to_string(&cx);
+        let second = again.render_to_string(&cx);
+        assert_eq!(
+            first.as_ref().ok(),
+            second.as_ref().ok(),
+            "{text:?} and its printed form {printed:?} render differently"
+        );
+        let mut out = String::new();
+        let _ = template.render_or_placeholder(&cx, &mut out);
+        if kind == TemplateKind::Path {
+            let _ = template.static_prefix();
+        }
+    });
 }
 
 fuzz_target!(|data: &[u8]| {
