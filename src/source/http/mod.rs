@@ -42,6 +42,25 @@ mod tls;
 pub use error::IngestError;
 pub use handler::{HttpState, router};
 
+/// A read request body as the handler decodes it: `Content-Type` and
+/// `Content-Encoding` checked, gunzipped within `limit` bytes, split into
+/// records. For the fuzz targets (`fuzz/`), not a stable API.
+#[doc(hidden)]
+pub fn decode_body(
+    headers: &axum::http::HeaderMap,
+    bytes: bytes::Bytes,
+    limit: usize,
+    time: Option<&TimeSpec>,
+) -> Result<Vec<super::Decoded>, IngestError> {
+    let format = body::format_of(headers)?;
+    let bytes = if body::is_gzip(headers)? {
+        body::gunzip(&bytes, limit)?
+    } else {
+        bytes
+    };
+    body::decode(&bytes, format, time, chrono::Utc::now())
+}
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
