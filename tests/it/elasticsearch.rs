@@ -11,7 +11,9 @@ use crate::http_output::{event, start_piped};
 use crate::support::{data, wait_until};
 use crate::test_server::{Mode, TestServer};
 
-fn config(endpoints: &str, extra: &str) -> String {
+/// An agent from stdin to one `elasticsearch` output named `es`;
+/// `endpoints` is the TOML array's content.
+pub fn config(endpoints: &str, extra: &str) -> String {
     format!(
         r#"data_dir = "{{dir}}"
 [[source]]

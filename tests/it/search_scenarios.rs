@@ -45,22 +45,7 @@ pub(crate) use scenario_tests;
 const SETTLE: Duration = Duration::from_secs(120);
 
 pub fn config(node: &SearchServer, extra: &str) -> String {
-    format!(
-        r#"data_dir = "{{dir}}"
-[[source]]
-type = "stdin"
-tag = "audit"
-[[output]]
-name = "es"
-type = "elasticsearch"
-match = "**"
-endpoints = ["{}"]
-initial_backoff = "100ms"
-max_backoff = "500ms"
-{extra}
-"#,
-        node.url()
-    )
+    crate::elasticsearch::config(&format!("\"{}\"", node.url()), extra)
 }
 
 /// The same with `[api]` for `/metrics`, and short batches, for agents

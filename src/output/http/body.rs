@@ -50,11 +50,7 @@ impl BodyFormat {
         match self {
             BodyFormat::EventList | BodyFormat::JsonArray => {
                 if out.is_empty() {
-                    if self == BodyFormat::EventList {
-                        out.extend_from_slice(EVENT_LIST_HEAD);
-                    } else {
-                        out.push(b'[');
-                    }
+                    self.open(out);
                 } else {
                     out.push(b',');
                 }
@@ -67,16 +63,21 @@ impl BodyFormat {
         }
     }
 
+    /// Starts a JSON body: the `EventList` head or `[`.
+    fn open(self, out: &mut Vec<u8>) {
+        if self == BodyFormat::EventList {
+            out.extend_from_slice(EVENT_LIST_HEAD);
+        } else {
+            out.push(b'[');
+        }
+    }
+
     /// Closes a body after its last event.
     pub fn finish(self, out: &mut Vec<u8>) {
         match self {
             BodyFormat::EventList | BodyFormat::JsonArray => {
                 if out.is_empty() {
-                    if self == BodyFormat::EventList {
-                        out.extend_from_slice(EVENT_LIST_HEAD);
-                    } else {
-                        out.push(b'[');
-                    }
+                    self.open(out);
                 }
                 out.push(b']');
                 if self == BodyFormat::EventList {
