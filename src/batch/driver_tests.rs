@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::*;
+use crate::batch::*;
 use crate::event::{Ack, AckWaiter, BatchStatus, Event, EventBatch, Record, Tag};
 use crate::metrics::Metrics;
 
