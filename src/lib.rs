@@ -36,6 +36,7 @@ pub mod pipeline;
 pub mod source;
 pub mod systemd;
 mod tls;
+mod worker_pool;
 
 /// An error and its causes on one line (`outer: inner: root`), for a log
 /// field; the CLI prints causes on lines of their own instead.

@@ -636,3 +636,7 @@ impl FailureLog {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

@@ -6,12 +6,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::*;
-use crate::event::{Ack, AckWaiter, BatchStatus, Event, EventBatch, Record, Tag};
+use crate::batch::*;
+use crate::event::test_event;
+use crate::event::{Ack, AckWaiter, BatchStatus, Event, EventBatch};
 use crate::metrics::Metrics;
 
 /// What the fake output answers to one request.
@@ -79,9 +80,9 @@ impl Output for Scripted {
 
 fn events(range: std::ops::Range<usize>, ack: &Ack) -> EventBatch {
     range
-        .map(|i| {
-            let record = Record::from_json(format!(r#"{{"n":{i}}}"#).into()).unwrap();
-            Event::new(Tag::new("audit"), Utc::now(), record, ack.clone())
+        .map(|i| Event {
+            ack: ack.clone(),
+            ..test_event(&id(i))
         })
         .collect()
 }
@@ -492,13 +493,11 @@ async fn max_bytes_closes_a_batch_before_the_event_that_would_overflow_it() {
     let (ack, waiter) = Ack::batch();
     h.tx.send(events(0..5, &ack)).await.unwrap();
     // An event larger than max_bytes goes alone.
-    let big = Record::from_json(format!(r#"{{"n":"{}"}}"#, "x".repeat(40)).into()).unwrap();
-    h.tx.send(vec![Event::new(
-        Tag::new("audit"),
-        Utc::now(),
-        big,
-        ack.clone(),
-    )])
+    let big = format!(r#"{{"n":"{}"}}"#, "x".repeat(40));
+    h.tx.send(vec![Event {
+        ack: ack.clone(),
+        ..test_event(&big)
+    }])
     .await
     .unwrap();
     h.tx.send(events(5..6, &ack)).await.unwrap();

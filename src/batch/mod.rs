@@ -10,9 +10,6 @@ mod dead_letter;
 mod driver;
 mod throttle;
 
-#[cfg(test)]
-mod driver_tests;
-
 pub use backoff::{Backoff, Jitter};
 pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use driver::{Delivery, Driver, Output, OutputError, RetrySettings};

@@ -363,6 +363,16 @@ fn parse_component(
             let batch = match table.take::<BatchConfig>("batch")? {
                 Some(batch) => {
                     let span = batch.span();
+                    if !BATCHED_OUTPUTS.contains(&kind.get_ref().as_str()) {
+                        return Err(Diagnostic::new(format!(
+                            "a `{}` output does not batch: `batch` would be ignored",
+                            kind.get_ref()
+                        ))
+                        .at(span)
+                        .with_help(
+                            "`batch` sets how network outputs (`http`, `elasticsearch`) group events into requests; a `file` output groups writes with `flush_interval` and `flush_bytes`",
+                        ));
+                    }
                     batch
                         .get_ref()
                         .validate()
@@ -389,6 +399,9 @@ fn parse_component(
     }
     Ok(())
 }
+
+/// The output types that read the `batch` table.
+const BATCHED_OUTPUTS: &[&str] = &["http", "elasticsearch"];
 
 /// A component name made safe as a file name (state files under
 /// `data_dir` are named after their component).

@@ -23,10 +23,20 @@ pub enum BatchStatus {
     Failed,
 }
 
+/// Who learns a batch's outcome.
+enum Notify {
+    /// An [`AckWaiter`], awaited by the source.
+    Waiter(oneshot::Sender<BatchStatus>),
+    /// A function run by whoever drops the last share: for a source whose
+    /// reader is a plain thread, so no task has to wait only to forward it.
+    Callback(Box<dyn FnOnce(BatchStatus) + Send + Sync>),
+}
+
 struct Shared {
     failed: AtomicBool,
-    /// The batch's waiter; `None` for a join, which reports to `joined` instead.
-    notify: Option<oneshot::Sender<BatchStatus>>,
+    /// Who learns the outcome; `None` for a join, which reports to `joined`
+    /// instead.
+    notify: Option<Notify>,
     /// The shares a join stands for: settled when every copy of the join is
     /// settled, failed otherwise. Held inline, so a batch costs no more
     /// allocations than before.
@@ -50,8 +60,13 @@ impl Drop for Shared {
             } else {
                 BatchStatus::Delivered
             };
-            // The source may have stopped waiting; nothing to report then.
-            let _ = notify.send(status);
+            match notify {
+                // The source may have stopped waiting; nothing to report then.
+                Notify::Waiter(sender) => {
+                    let _ = sender.send(status);
+                }
+                Notify::Callback(callback) => callback(status),
+            }
         }
     }
 }
@@ -77,17 +92,27 @@ impl Ack {
     /// Starts a batch: clone the returned `Ack` into each event.
     pub fn batch() -> (Self, AckWaiter) {
         let (sender, receiver) = oneshot::channel();
-        let shared = Arc::new(Shared {
-            failed: AtomicBool::new(false),
-            notify: Some(sender),
-            joined: None,
-        });
         (
-            Self {
-                shared: Some(shared),
-            },
+            Self::notifying(Notify::Waiter(sender)),
             AckWaiter { receiver },
         )
+    }
+
+    /// Starts a batch whose outcome is passed to `on_done`, on the thread
+    /// that settles or drops its last share. `on_done` must be quick and
+    /// must not block (an unbounded channel send, say).
+    pub fn batch_then(on_done: impl FnOnce(BatchStatus) + Send + Sync + 'static) -> Self {
+        Self::notifying(Notify::Callback(Box::new(on_done)))
+    }
+
+    fn notifying(notify: Notify) -> Self {
+        Self {
+            shared: Some(Arc::new(Shared {
+                failed: AtomicBool::new(false),
+                notify: Some(notify),
+                joined: None,
+            })),
+        }
     }
 
     /// This copy is safe: written durably, accepted remotely, dead-lettered,
@@ -210,6 +235,23 @@ mod tests {
         copy.fail();
         ack.settle();
         assert_eq!(waiter.wait().await, BatchStatus::Failed);
+    }
+
+    #[test]
+    fn a_callback_learns_the_outcome_when_the_last_copy_goes() {
+        for (fail_one, expected) in [(false, BatchStatus::Delivered), (true, BatchStatus::Failed)] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let ack = Ack::batch_then(move |status| tx.send(status).unwrap());
+            let copy = ack.clone();
+            ack.settle();
+            assert!(rx.try_recv().is_err(), "one copy is still out");
+            if fail_one {
+                drop(copy);
+            } else {
+                copy.settle();
+            }
+            assert_eq!(rx.try_recv(), Ok(expected));
+        }
     }
 
     #[test]

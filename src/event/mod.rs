@@ -60,3 +60,20 @@ impl Event {
 
 /// Events travel between stages in batches, never one by one.
 pub type EventBatch = Vec<Event>;
+
+/// The one way unit tests make an event: the JSON object `json` (panics if
+/// it is not one), tag `audit`, a fixed time (2026-11-22T10:00:00Z, so no
+/// test depends on today's date) and no acknowledgement. Change what a test
+/// needs with struct update syntax: `Event { ack, ..test_event(json) }`.
+#[cfg(test)]
+pub(crate) fn test_event(json: &str) -> Event {
+    use chrono::TimeZone;
+    let record = Record::from_json(json.to_owned().into())
+        .unwrap_or_else(|e| panic!("not a JSON object ({e:?}): {json}"));
+    Event::new(
+        Tag::new("audit"),
+        Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap(),
+        record,
+        Ack::none(),
+    )
+}

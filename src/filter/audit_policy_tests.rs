@@ -1,12 +1,10 @@
 //! The `audit_policy` filter on single events: what it drops, strips and keeps.
 
-use bytestring::ByteString;
-use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::*;
 use crate::audit::Policy;
-use crate::event::{Ack, Tag};
+use crate::event::test_event;
 use crate::metrics::Metrics;
 
 const POLICY: &str = r#"
@@ -46,9 +44,7 @@ fn filter(metrics: &Metrics) -> AuditPolicy {
 }
 
 fn event(value: &Value) -> Event {
-    let text = serde_json::to_string(value).expect("serialises");
-    let record = Record::from_json(ByteString::from(text)).expect("object");
-    Event::new(Tag::new("audit"), Utc::now(), record, Ack::none())
+    test_event(&serde_json::to_string(value).expect("serialises"))
 }
 
 fn audit_event(verb: &str, uri: &str, object_ref: &Value, level: &str) -> Value {
@@ -162,12 +158,8 @@ fn an_event_the_policy_does_not_change_keeps_its_bytes() {
     let metrics = Metrics::new();
     let mut f = filter(&metrics);
     let text = r#"{"kind":"Event","level":"Metadata","auditID":"x","stage":"ResponseComplete","requestURI":"/apis/apps/v1/namespaces/a/deployments/d","verb":"get","user":{"username":"alice"},"objectRef":{"resource":"deployments","namespace":"a","name":"d","apiGroup":"apps","apiVersion":"v1"},  "stageTimestamp":"2026-01-01T00:00:00Z"}"#;
-    let record = Record::from_json(ByteString::from(text)).expect("object");
     let mut out = FilterOutput::default();
-    f.apply(
-        Event::new(Tag::new("audit"), Utc::now(), record, Ack::none()),
-        &mut out,
-    );
+    f.apply(test_event(text), &mut out);
     let passed = out.passed.pop().expect("passed");
     assert!(passed.record.is_unchanged());
     assert_eq!(passed.record.raw(), Some(text));

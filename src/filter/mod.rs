@@ -10,7 +10,7 @@ mod rewrite_tag;
 mod set;
 mod split;
 #[cfg(test)]
-mod tests_dsl;
+mod tests;
 mod where_;
 
 pub use audit_policy::{AuditPolicyConfig, AuditPolicySpec};

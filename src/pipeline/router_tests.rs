@@ -1,12 +1,12 @@
 //! Routing of whole batches: one tag and no filter go on as they are; mixed
 //! tags and filtered tags still go event by event, in order, with acks kept.
 
-use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::*;
 use crate::config::Config;
-use crate::event::{Ack, AckWaiter, BatchStatus, FieldPath, Record};
+use crate::event::test_event;
+use crate::event::{Ack, AckWaiter, BatchStatus, FieldPath};
 use crate::metrics::Metrics;
 
 /// A router with the `[[filter]]` tables in `filters` (for tag `audit`)
@@ -55,9 +55,10 @@ fn batch(tags: &[&str]) -> (EventBatch, AckWaiter) {
     let events = tags
         .iter()
         .enumerate()
-        .map(|(n, tag)| {
-            let record = Record::from_json(format!(r#"{{"n":{n},"verb":"get"}}"#).into()).unwrap();
-            Event::new(Tag::new(tag), Utc::now(), record, ack.clone())
+        .map(|(n, tag)| Event {
+            tag: Tag::new(tag),
+            ack: ack.clone(),
+            ..test_event(&format!(r#"{{"n":{n},"verb":"get"}}"#))
         })
         .collect();
     ack.settle();

@@ -4,22 +4,17 @@
 //! source sends batches through a bounded channel,
 //! so a slow pipeline slows its sources instead of growing memory.
 
-mod audit_input;
-mod bad_line;
-mod buffer_pool;
 mod decode;
 pub mod http;
-mod lines;
 mod stdin;
 pub mod tail;
 
-pub use bad_line::{BadLine, BadLineKind, BadLineLog};
+pub(crate) use decode::buffer_pool;
 pub use decode::{
-    DEFAULT_JOIN_TIMEOUT, DecodeKeys, DecodeSpec, Decoded, Decoder, InputFormat, TimeSpec,
-    parse_time,
+    BadLine, BadLineKind, BadLineLog, DEFAULT_JOIN_TIMEOUT, DecodeKeys, DecodeSpec, Decoded,
+    Decoder, InputFormat, Line, LineSplitter, TimeSpec, parse_time,
 };
 pub use http::HttpConfig;
-pub use lines::{Line, LineSplitter};
 pub use stdin::StdinConfig;
 pub use tail::TailConfig;
 

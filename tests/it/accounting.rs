@@ -9,7 +9,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::http_source::{event, event_list, post, raw_request};
-use crate::live::{LiveAgent, metric};
+use crate::support::{Agent, metric};
 use crate::support::{listening_addr, wait_until};
 use crate::test_server::TestServer;
 
@@ -130,7 +130,7 @@ endpoints = ["ES_URL"]
 "#;
 
 /// The webhook's address, from its `listening on ADDR` log line.
-fn wait_for_listener(agent: &LiveAgent) -> std::net::SocketAddr {
+fn wait_for_listener(agent: &Agent) -> std::net::SocketAddr {
     let mut found = None;
     let seen = wait_until(Duration::from_secs(20), || {
         let log = agent.log();
@@ -192,7 +192,7 @@ fn counters_add_up_for_every_component_type() {
     let config = CONFIG
         .replace("HTTP_URL", &server.url("/audit"))
         .replace("ES_URL", &server.url(""));
-    let mut agent = LiveAgent::start_in(dir, &config, &[]);
+    let mut agent = Agent::builder().stdin().dir(dir).start(&config);
     let dir = agent.dir.path().to_owned();
 
     // stdin: 6 list (kept), 6 get (filtered), 3 delete (parked: unrouted),

@@ -7,7 +7,7 @@ use std::process::{Output, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::{auditrail, data, repo};
+use crate::support::{Exit, auditrail, data, repo};
 
 fn run_in_repo(args: &[&str]) -> Output {
     auditrail()
@@ -630,7 +630,7 @@ fn a_reload_refuses_a_policy_edited_to_have_an_unknown_key() {
          [[output]]\nname = \"out\"\ntype = \"stdout\"\nmatch = \"audit\"\n",
         policy = policy.display().to_string(),
     );
-    let mut agent = crate::live::LiveAgent::start(&config, &[]);
+    let mut agent = crate::support::Agent::builder().stdin().start(&config);
     agent.api();
     std::fs::write(
         &policy,
@@ -658,7 +658,7 @@ fn a_reload_refuses_a_policy_edited_to_have_an_unknown_key() {
     )
     .expect("write record");
     agent.stdin = Some(stdin);
-    let (status, lines) = agent.finish();
+    let Exit { status, lines, .. } = agent.finish();
     assert!(status.success(), "{status:?}");
     assert_eq!(lines.len(), 2, "{lines:?}");
 }

@@ -264,9 +264,9 @@ batch = { mode = "blocking" }
 
 /// Starts the undeliverable agent and feeds it 20 events, which the
 /// output takes and keeps retrying.
-fn stuck_agent(shutdown_timeout: &str) -> crate::live::LiveAgent {
+fn stuck_agent(shutdown_timeout: &str) -> crate::support::Agent {
     let config = UNDELIVERABLE.replace("SHUTDOWN", shutdown_timeout);
-    let mut agent = crate::live::LiveAgent::start(&config, &[]);
+    let mut agent = crate::support::Agent::builder().stdin().start(&config);
     let mut stdin = agent.stdin.take().unwrap();
     for n in 0..20 {
         writeln!(

@@ -36,12 +36,11 @@ fn endpoint(server: &TestServer) -> String {
 }
 
 /// Runs the agent over `lines` until it exits.
-fn run(config: &str, lines: &str) -> crate::support::Agent {
-    let (mut agent, mut stdin) = start_piped(config);
+fn run(config: &str, lines: &str) -> crate::support::Exit {
+    let (agent, mut stdin) = start_piped(config);
     stdin.write_all(lines.as_bytes()).unwrap();
     drop(stdin);
-    assert!(agent.wait(Duration::from_secs(60)).success());
-    agent
+    agent.wait().assert_success()
 }
 
 fn synthetic(n: usize, pad: usize) -> String {
@@ -344,43 +343,6 @@ fn rejected_items_go_back_into_the_stream_without_holding_up_other_batches() {
     );
 }
 
-/// The agent on stdin with its standard error in a file, for tests that
-/// read its log.
-fn start_logged(
-    config: &str,
-) -> (
-    crate::support::Agent,
-    std::process::ChildStdin,
-    std::path::PathBuf,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("auditrail.toml");
-    std::fs::write(
-        &path,
-        config.replace("{dir}", &dir.path().display().to_string()),
-    )
-    .unwrap();
-    let log = dir.path().join("stderr.log");
-    let mut child = crate::support::auditrail()
-        .args(["run", "-c"])
-        .arg(&path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    (
-        crate::support::Agent {
-            child,
-            dir,
-            config: path,
-        },
-        stdin,
-        log,
-    )
-}
-
 /// A remote that answers badly: while it does, the events are retried and
 /// the agent (whose stdin has ended) keeps them, unacknowledged, reporting
 /// the failure once with the server's own reason; once it answers like
@@ -392,8 +354,8 @@ fn bad_answers_are_retried_with_the_servers_reason(bad: Mode, short_answers: usi
     let server = TestServer::start();
     server.set_mode(bad);
     server.es(|es| es.short_answers = short_answers);
-    let (mut agent, mut stdin, log) =
-        start_logged(&config(&endpoint(&server), r#"batch = { max_size = 100 }"#));
+    let (mut agent, mut stdin) =
+        start_piped(&config(&endpoint(&server), r#"batch = { max_size = 100 }"#));
     stdin.write_all(synthetic(EVENTS, 10).as_bytes()).unwrap();
     drop(stdin);
     if short_answers == 0 {
@@ -407,10 +369,9 @@ fn bad_answers_are_retried_with_the_servers_reason(bad: Mode, short_answers: usi
         );
         server.set_mode(Mode::Ok);
     }
-    assert!(agent.wait(Duration::from_secs(30)).success());
-    let text = std::fs::read_to_string(&log).unwrap();
-    let reported = text.lines().filter(|l| l.contains(reason)).count();
-    assert_eq!(reported, 1, "one report of `{reason}` in:\n{text}");
+    let agent = agent.wait().assert_success();
+    let reported = agent.log.lines().filter(|l| l.contains(reason)).count();
+    assert_eq!(reported, 1, "one report of `{reason}` in:\n{}", agent.log);
     let (docs, statuses) = server.es(|es| (es.docs.len(), es.item_statuses.clone()));
     assert_eq!(docs, EVENTS);
     assert_eq!(statuses.get(&201), Some(&EVENTS), "each indexed once");
@@ -533,7 +494,7 @@ fn a_rotated_credential_file_is_read_again_on_reload() {
             key.display()
         ),
     );
-    let mut agent = crate::live::LiveAgent::start(&text, &[]);
+    let mut agent = crate::support::Agent::builder().stdin().start(&text);
     let mut stdin = agent.stdin.take().unwrap();
     stdin.write_all(synthetic(5, 10).as_bytes()).unwrap();
     stdin.flush().unwrap();

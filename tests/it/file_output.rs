@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::support::{data, spawn_run, wait_until};
+use crate::support::{Agent, data};
 
 const NS_TEMPLATE: &str =
     r#"{dir}/out/audit-audit.${objectRef.namespace ?? "none"}.%Y%m%d%H.log.gz"#;
@@ -28,27 +28,14 @@ fn stdin_config(output_keys: &str) -> String {
 
 /// Runs the agent on `input` until stdin ends and it exits.
 fn run_with_input(config: &Path, input: &[u8]) -> ExitStatus {
-    let mut child = spawn_run(config, Stdio::piped());
-    child
+    let mut agent = Agent::builder().stdin().config_file(config);
+    agent
         .stdin
         .take()
         .expect("stdin")
         .write_all(input)
         .expect("feed stdin");
-    wait_exit(&mut child)
-}
-
-fn wait_exit(child: &mut Child) -> ExitStatus {
-    let mut status = None;
-    let exited = wait_until(Duration::from_secs(60), || {
-        status = child.try_wait().expect("try_wait");
-        status.is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-        panic!("agent did not exit");
-    }
-    status.expect("exited")
+    agent.wait().status
 }
 
 fn fixture_lines() -> Vec<String> {
@@ -226,8 +213,8 @@ fn kill_9_mid_stream_leaves_valid_gzip_and_a_restart_appends_to_it() {
     };
     let namespaces = ["a", "b", "c"];
     let out = dir.path().join("out");
-    let mut child = spawn_run(&config, Stdio::piped());
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut agent = Agent::builder().stdin().config_file(&config);
+    let mut stdin = agent.stdin.take().expect("stdin");
     let mut sent: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     // Feed slowly until every namespace has flushed something, then a bit
     // more, and kill -9 in the middle of the stream.
@@ -254,8 +241,7 @@ fn kill_9_mid_stream_leaves_valid_gzip_and_a_restart_appends_to_it() {
         }
         assert!(n < 100_000, "the agent wrote nothing");
     }
-    child.kill().expect("kill -9");
-    child.wait().expect("reap");
+    agent.kill();
     drop(stdin);
 
     // Each file holds a prefix of what was sent to it (a torn last member,
@@ -411,18 +397,18 @@ fn a_blocked_directory_pauses_the_output_and_it_resumes_without_loss() {
     std::fs::write(&out, b"blocker").expect("write blocker");
     let lines = fixture_lines();
     let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let mut child = spawn_run(&config, Stdio::piped());
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut agent = Agent::builder().stdin().config_file(&config);
+    let mut stdin = agent.stdin.take().expect("stdin");
     stdin.write_all(input.as_bytes()).expect("feed");
     drop(stdin);
     // The agent holds the events and keeps running instead of exiting.
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        child.try_wait().expect("try_wait").is_none(),
+        agent.child.try_wait().expect("try_wait").is_none(),
         "the agent gave up while the disk was failing"
     );
     std::fs::remove_file(&out).expect("remove blocker");
-    assert!(wait_exit(&mut child).success());
+    agent.wait().assert_success();
     let mut seen = Vec::new();
     for path in files_in(&out).values() {
         gzip_t(path);
@@ -440,20 +426,12 @@ fn dash_path_writes_standard_output() {
     let config = write_config(dir.path(), &stdin_config("path = \"-\""));
     let lines = fixture_lines();
     let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let mut child = crate::support::auditrail()
-        .args(["run", "-c"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut agent = Agent::builder().stdin().config_file(&config);
+    let mut stdin = agent.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child.wait_with_output().expect("wait");
+    let exit = agent.wait().assert_success();
     writer.join().expect("writer").expect("feed");
-    assert!(output.status.success());
-    let text = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(text.lines().collect::<Vec<_>>(), lines);
+    assert_eq!(exit.lines, lines);
 }
 
 /// Unmounts a test tmpfs, even when the test fails.
@@ -499,13 +477,13 @@ fn a_full_tmpfs_pauses_the_output_and_it_resumes_when_space_returns() {
     );
     let lines = fixture_lines();
     let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let mut child = spawn_run(&config, Stdio::piped());
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut agent = Agent::builder().stdin().config_file(&config);
+    let mut stdin = agent.stdin.take().expect("stdin");
     stdin.write_all(input.as_bytes()).expect("feed");
     drop(stdin);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        child.try_wait().expect("try_wait").is_none(),
+        agent.child.try_wait().expect("try_wait").is_none(),
         "the agent gave up while the disk was full"
     );
     if mounted {
@@ -513,7 +491,7 @@ fn a_full_tmpfs_pauses_the_output_and_it_resumes_when_space_returns() {
     } else {
         std::fs::remove_file(&out).expect("remove blocker");
     }
-    assert!(wait_exit(&mut child).success());
+    agent.wait().assert_success();
     let mut seen = Vec::new();
     for path in files_in(&out).values() {
         let text = std::fs::read_to_string(path).expect("read");

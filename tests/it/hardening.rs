@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::live::{LiveAgent, metric};
 use crate::support::wait_until;
+use crate::support::{Agent, metric};
 
 const RETAG: &str = r#"
 data_dir = "{dir}"
@@ -43,7 +43,7 @@ fn event_in(namespace: &str) -> String {
 /// huge value makes a bounded tag.
 #[test]
 fn control_characters_and_huge_values_in_tags_are_made_safe() {
-    let mut agent = LiveAgent::start(RETAG, &[]);
+    let mut agent = Agent::builder().stdin().start(RETAG);
     let forged = "ns\n2026-01-01T00:00:00Z ERROR forged line";
     let mut stdin = agent.stdin.take().unwrap();
     stdin.write_all(event_in(forged).as_bytes()).unwrap();
@@ -65,7 +65,7 @@ fn control_characters_and_huge_values_in_tags_are_made_safe() {
         metric(&text, r#"auditrail_events_out_total{component="out"}"#),
         2.0
     );
-    let (status, _) = agent.finish();
+    let status = agent.finish().status;
     assert!(status.success());
 }
 
@@ -90,7 +90,7 @@ match = "**"
 path = '{dir}/out/${objectRef.namespace}.log'
 max_files = 3
 "#;
-    let mut agent = LiveAgent::start(config, &[]);
+    let mut agent = Agent::builder().stdin().start(config);
     let dir = agent.dir.path().to_owned();
     let mut stdin = agent.stdin.take().unwrap();
     for n in 0..10 {
@@ -124,7 +124,7 @@ max_files = 3
     assert_eq!(names, ["ns0.log", "ns1.log", "ns2.log", "overflow.log"]);
     let overflow = std::fs::read_to_string(dir.join("out/overflow.log")).unwrap();
     assert_eq!(overflow.lines().count(), 35);
-    let (status, _) = agent.finish();
+    let status = agent.finish().status;
     assert!(status.success());
 }
 
@@ -133,11 +133,11 @@ max_files = 3
 /// taken for a duplicate; an ordinary one is.
 #[test]
 fn the_dedupe_window_does_not_remember_huge_audit_ids() {
-    use crate::http_source::{HttpAgent, Output, config, event_list, post, raw_request};
+    use crate::http_source::{Output, config, event_list, post, raw_request, start};
     let dir = tempfile::tempdir().unwrap();
     let output = Output::default();
-    let agent = HttpAgent::start(
-        dir.path(),
+    let (agent, addr) = start(
+        dir,
         &config(r#"dedupe_window = { max_age = "10m" }"#),
         &output,
     );
@@ -148,11 +148,11 @@ fn the_dedupe_window_does_not_remember_huge_audit_ids() {
     let small = r#"{"kind":"Event","auditID":"a1","stage":"ResponseComplete"}"#;
     let body = event_list(&[huge.as_str(), small]);
     for _ in 0..2 {
-        let sent = raw_request(agent.addr, &post("/", "application/json", body.as_bytes()));
+        let sent = raw_request(addr, &post("/", "application/json", body.as_bytes()));
         assert_eq!(sent.unwrap().status, 200);
     }
     assert!(output.wait_for(3, Duration::from_secs(30)));
-    assert!(agent.stop().success());
+    agent.stop().assert_success();
     let lines = output.lines();
     assert_eq!(lines.len(), 3, "the huge event twice, the small one once");
     assert_eq!(lines.iter().filter(|l| l.len() > 1 << 20).count(), 2);
@@ -182,7 +182,7 @@ stop_at_eof = true
 type = "null"
 match = "**"
 "#;
-    let mut agent = LiveAgent::start_in(dir, config, &[]);
+    let mut agent = Agent::builder().stdin().dir(dir).start(config);
     drop(agent.stdin.take());
     assert!(agent.wait_exit().success(), "{}", agent.log());
     let dir = agent.dir.path();

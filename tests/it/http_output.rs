@@ -1,33 +1,19 @@
 //! The `http` output end to end: stdin -> auditrail -> a test server.
 
 use std::io::Write;
-use std::process::{ChildStdin, Stdio};
+use std::process::ChildStdin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{Agent, data, spawn_run, wait_until};
+use crate::support::{Agent, data, wait_until};
 use crate::test_server::{Mode, TestServer, events_in};
 
 /// Starts the agent on `config` (`{dir}` = its temp dir) with a pipe as stdin.
 pub fn start_piped(config: &str) -> (Agent, ChildStdin) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("auditrail.toml");
-    std::fs::write(
-        &path,
-        config.replace("{dir}", &dir.path().display().to_string()),
-    )
-    .expect("write config");
-    let mut child = spawn_run(&path, Stdio::piped());
-    let stdin = child.stdin.take().expect("stdin pipe");
-    (
-        Agent {
-            child,
-            dir,
-            config: path,
-        },
-        stdin,
-    )
+    let mut agent = Agent::builder().stdin().start(config);
+    let stdin = agent.stdin.take().expect("stdin pipe");
+    (agent, stdin)
 }
 
 /// A synthetic audit event, `pad` bytes of padding in `requestURI`.
@@ -96,12 +82,12 @@ fn event_list_is_byte_for_byte_what_kube_apiserver_posts() {
     }
     let list: List<'_> = serde_json::from_slice(&original).unwrap();
     assert_eq!(list.items.len(), 68);
-    let (mut agent, mut stdin) = start_piped(&config(&server, "", "throttle_enable = false"));
+    let (agent, mut stdin) = start_piped(&config(&server, "", "throttle_enable = false"));
     for item in &list.items {
         writeln!(stdin, "{}", item.get()).unwrap();
     }
     drop(stdin);
-    assert!(agent.wait(Duration::from_secs(30)).success());
+    agent.wait().assert_success();
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
     let differs = requests[0]
@@ -127,11 +113,11 @@ fn ndjson_gzip_bearer_and_headers() {
 compress = "gzip"
 auth = { bearer_token = "s3cret-token" }
 headers = { "X-Cluster" = "prod-1" }"#;
-    let (mut agent, mut stdin) = start_piped(&config(&server, extra, "throttle_enable = false"));
+    let (agent, mut stdin) = start_piped(&config(&server, extra, "throttle_enable = false"));
     let lines = std::fs::read_to_string(data("netout/real-apiserver-audit-300.log")).unwrap();
     stdin.write_all(lines.as_bytes()).unwrap();
     drop(stdin);
-    assert!(agent.wait(Duration::from_secs(30)).success());
+    agent.wait().assert_success();
     let requests = server.requests();
     let mut received = Vec::new();
     for r in &requests {
@@ -154,7 +140,7 @@ headers = { "X-Cluster" = "prod-1" }"#;
 fn server_errors_are_retried_with_backoff_until_delivered() {
     let server = TestServer::start();
     server.set_mode(Mode::Status(500, None));
-    let (mut agent, mut stdin) = start_piped(&config(
+    let (agent, mut stdin) = start_piped(&config(
         &server,
         "",
         "throttle_enable = false, max_wait = \"100ms\"",
@@ -173,7 +159,7 @@ fn server_errors_are_retried_with_backoff_until_delivered() {
     server.set_mode(Mode::Ok);
     assert!(wait_until(Duration::from_secs(20), || ids(&server).len() == 50));
     drop(stdin);
-    assert!(agent.wait(Duration::from_secs(30)).success());
+    agent.wait().assert_success();
     assert_eq!(ids(&server), all_ids(50));
     let requests = server.requests();
     let gaps: Vec<(u16, Duration)> = requests
@@ -209,7 +195,7 @@ fn server_errors_are_retried_with_backoff_until_delivered() {
 fn hangs_and_resets_are_retried() {
     let server = TestServer::start();
     server.set_mode(Mode::Hang);
-    let (mut agent, mut stdin) = start_piped(&config(
+    let (agent, mut stdin) = start_piped(&config(
         &server,
         r#"timeout = "500ms""#,
         "throttle_enable = false, max_wait = \"100ms\"",
@@ -224,7 +210,7 @@ fn hangs_and_resets_are_retried() {
     server.set_mode(Mode::Ok);
     assert!(wait_until(Duration::from_secs(20), || ids(&server).len() == 10));
     drop(stdin);
-    assert!(agent.wait(Duration::from_secs(30)).success());
+    agent.wait().assert_success();
     assert_eq!(ids(&server), all_ids(10));
 }
 
@@ -234,10 +220,10 @@ fn hangs_and_resets_are_retried() {
 fn rejected_batches_go_to_the_dead_letter_file() {
     let server = TestServer::start();
     server.set_mode(Mode::Status(400, None));
-    let (mut agent, mut stdin) = start_piped(&config(&server, "", "throttle_enable = false"));
+    let (agent, mut stdin) = start_piped(&config(&server, "", "throttle_enable = false"));
     write_events(&mut stdin, 0..20);
     drop(stdin);
-    assert!(agent.wait(Duration::from_secs(30)).success());
+    let agent = agent.wait().assert_success();
     assert_eq!(server.requests().len(), 1, "a rejection is not retried");
     let dead = std::fs::read_to_string(agent.path("dead-letter/webhook.ndjson")).unwrap();
     let lines: Vec<serde_json::Value> = dead
@@ -281,10 +267,10 @@ kubeconfig = "{}"
 "#,
         kubeconfig.display()
     );
-    let (mut agent, mut stdin) = start_piped(&config);
+    let (agent, mut stdin) = start_piped(&config);
     write_events(&mut stdin, 0..3);
     drop(stdin);
-    assert!(agent.wait(Duration::from_secs(30)).success());
+    agent.wait().assert_success();
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].uri, "/audit/v1/events?cluster=fixture-main");
@@ -301,10 +287,10 @@ kubeconfig = "{}"
 fn throttle_qps_and_burst_pace_requests() {
     let server = TestServer::start();
     let batch = "max_size = 1, throttle_qps = 20, throttle_burst = 5";
-    let (mut agent, mut stdin) = start_piped(&config(&server, "", batch));
+    let (agent, mut stdin) = start_piped(&config(&server, "", batch));
     write_events(&mut stdin, 0..45);
     drop(stdin);
-    assert!(agent.wait(Duration::from_secs(30)).success());
+    agent.wait().assert_success();
     let times: Vec<Instant> = server.requests().iter().map(|r| r.at).collect();
     assert_eq!(times.len(), 45);
     // 40 after the burst at 20 per second take 2 s.
@@ -335,7 +321,7 @@ fn outage_with_on_full_block_pauses_the_source_and_loses_nothing() {
     server.set_mode(Mode::Status(503, None));
     let extra = "on_full = \"block\"";
     let batch = "throttle_enable = false, buffer_size = 1000, max_size = 500, max_wait = \"200ms\"";
-    let (mut agent, mut stdin) = start_piped(&config(&server, extra, batch));
+    let (agent, mut stdin) = start_piped(&config(&server, extra, batch));
     let written = Arc::new(AtomicUsize::new(0));
     let writer = {
         let written = written.clone();
@@ -374,7 +360,7 @@ fn outage_with_on_full_block_pauses_the_source_and_loses_nothing() {
         .accepted_events()
         .len()
         >= TOTAL));
-    assert!(agent.wait(Duration::from_secs(30)).success());
+    agent.wait().assert_success();
     assert_eq!(ids(&server), all_ids(TOTAL), "every event exactly once");
 }
 
@@ -434,7 +420,7 @@ batch = {{ mode = "blocking" }}
         dir.path().display(),
         dir.path().display()
     );
-    let mut agent = crate::live::LiveAgent::start(&config, &[]);
+    let mut agent = crate::support::Agent::builder().stdin().start(&config);
     let mut stdin = agent.stdin.take().unwrap();
     writeln!(
         stdin,

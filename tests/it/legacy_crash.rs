@@ -1,15 +1,14 @@
 //! Crash safety of legacy request/response joins on a tail source: a request
 //! waiting for its response keeps its position unsaved, so kill -9 loses nothing.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Agent, auditrail, wait_until};
+use crate::support::{Agent, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Long enough that no request is emitted unanswered during the test.
@@ -48,18 +47,10 @@ fn write_policy(root: &Path) {
     .expect("policy");
 }
 
-/// Starts the agent in `dir`, its stdout going to `out`.
-fn start(dir: tempfile::TempDir, out: &Path) -> Agent {
+/// Starts the agent on the config already in `dir`.
+fn start(dir: tempfile::TempDir) -> Agent {
     let config = dir.path().join("auditrail.toml");
-    let child = auditrail()
-        .args(["run", "-c"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(File::create(out).expect("stdout file"))
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start auditrail");
-    Agent { child, dir, config }
+    Agent::builder().dir(dir).config_file(&config)
 }
 
 fn request(id: &str) -> String {
@@ -89,9 +80,9 @@ fn file_len(path: &Path) -> u64 {
 }
 
 /// The ids whose `ResponseComplete` event carries the response line's status.
-fn answered(out: &Path) -> Vec<String> {
-    let text = fs::read_to_string(out).unwrap_or_default();
-    text.lines()
+fn answered(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|e| e["stage"] == "ResponseComplete" && e["responseStatus"]["code"] == 200)
         .filter_map(|e| e["auditID"].as_str().map(str::to_owned))
@@ -116,14 +107,14 @@ fn legacy_requests_waiting_for_responses_survive_kill_9() {
     write_policy(&root);
     fs::write(root.join("auditrail.toml"), config(&root)).expect("config");
     fs::write(&log, "").expect("log");
-    let first_out = root.join("first.jsonl");
-    let agent = start(dir, &first_out);
+    let agent = start(dir);
 
     // A complete pair: once delivered, its position is saved.
     append(&log, &(request("m1") + &response("m1")));
     let end = file_len(&log);
     assert!(
-        wait_until(WAIT, || answered(&first_out).contains(&"m1".to_owned())
+        wait_until(WAIT, || answered(&agent.output().lines())
+            .contains(&"m1".to_owned())
             && saved_offset(&root) == Some(end)),
         "the first pair was not delivered and saved; position {:?}",
         saved_offset(&root)
@@ -135,7 +126,8 @@ fn legacy_requests_waiting_for_responses_survive_kill_9() {
     let requests: String = ids.iter().map(|id| request(id)).collect();
     append(&log, &(requests + &request("m2") + &response("m2")));
     assert!(
-        wait_until(WAIT, || answered(&first_out).contains(&"m2".to_owned())),
+        wait_until(WAIT, || answered(&agent.output().lines())
+            .contains(&"m2".to_owned())),
         "the pair after the requests was not delivered: the requests were not read"
     );
     // Had the requests' batch settled, the position would pass them within
@@ -148,29 +140,26 @@ fn legacy_requests_waiting_for_responses_survive_kill_9() {
         "the position was saved past requests still waiting for their responses: {:?} > {requests_start}",
         saved_offset(&root)
     );
-    let dir = agent.kill();
+    let dir = agent.kill().dir;
 
     let responses: String = ids.iter().map(|id| response(id)).collect();
     append(&log, &responses);
-    let second_out = root.join("second.jsonl");
-    let agent = start(dir, &second_out);
+    let agent = start(dir);
     let all_answered = || {
-        let seen = answered(&second_out);
+        let seen = answered(&agent.output().lines());
         ids.iter().all(|id| seen.contains(&(*id).to_owned()))
     };
     assert!(
         wait_until(WAIT, all_answered),
         "requests lost across kill -9; answered after the restart: {:?}",
-        answered(&second_out)
+        answered(&agent.output().lines())
     );
-    let events: Vec<Value> = fs::read_to_string(&second_out)
-        .expect("output")
-        .lines()
+    let exit = agent.stop().assert_success();
+    let events: Vec<Value> = exit
+        .lines
+        .iter()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect();
-    // Stopping removes the temp dir: read the output first.
-    let status = agent.stop();
-    assert!(status.success(), "{status}");
     for id in ids {
         assert!(
             events.iter().any(|e| e["auditID"] == id
@@ -212,12 +201,9 @@ fn legacy_joins_across_read_ranges_keep_file_order() {
     }
     assert!(text.len() > 3 << 20, "spans several ranges");
     fs::write(&log, &text).expect("log");
-    let out = root.join("out.jsonl");
-    let mut agent = start(dir, &out);
-    let status = agent.wait(WAIT);
-    assert!(status.success(), "{status}");
+    let exit = start(dir).wait().assert_success();
     assert_eq!(
-        answered(&out),
+        answered(&exit.lines),
         responded,
         "joined in the order of the responses"
     );

@@ -1,9 +1,8 @@
 //! Black-box tests: the real binary, real files, real sockets on 127.0.0.1.
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub, dead_code)]
 
-mod live; // a running agent on piped stdio, its log, its [api] address and a tiny HTTP client
 mod servers; // real search servers: tests/servers/* on a free port in a temp dir, killed at the end
-mod support;
+mod support; // the one agent harness (`Agent`), test data paths, waits, the [api] client
 mod test_server; // an HTTP and `_bulk` server in the test process, with fault injection
 
 mod accounting; // every component type's counters add up: in = out + dropped

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::live::{LiveAgent, metric};
 use crate::support::wait_until;
+use crate::support::{Agent, Exit, metric};
 
 const CONFIG: &str = r#"
 data_dir = "{dir}"
@@ -87,7 +87,7 @@ fn expected(sent: usize) -> Counts {
 /// Scrapes until the counters reach `want`, checking on every scrape that
 /// nothing was counted twice (out + dropped never exceeds in) and that no
 /// counter goes backwards.
-fn scrape_until(agent: &LiveAgent, want: Counts, last: &mut Counts) -> usize {
+fn scrape_until(agent: &Agent, want: Counts, last: &mut Counts) -> usize {
     let mut scrapes = 0;
     let reached = wait_until(Duration::from_secs(60), || {
         let (status, text) = agent.get("/metrics");
@@ -122,7 +122,7 @@ fn scrape_until(agent: &LiveAgent, want: Counts, last: &mut Counts) -> usize {
 
 #[test]
 fn counters_add_up_while_events_flow() {
-    let mut agent = LiveAgent::start(CONFIG, &[]);
+    let mut agent = Agent::builder().stdin().start(CONFIG);
     assert_eq!(agent.get("/healthz"), (200, "ok\n".to_owned()));
     assert!(wait_until(Duration::from_secs(20), || agent
         .get("/readyz")
@@ -159,7 +159,7 @@ fn counters_add_up_while_events_flow() {
     scrape_until(&agent, expected(total), &mut last);
 
     agent.stdin = Some(stdin);
-    let (status, lines) = agent.finish();
+    let Exit { status, lines, .. } = agent.finish();
     assert!(status.success(), "{status:?}");
     assert_eq!(lines.len() as f64, expected(total).written);
     assert!(lines.iter().all(|line| line.contains(r#""verb":"list""#)));
@@ -169,7 +169,7 @@ fn counters_add_up_while_events_flow() {
 /// `/healthz` answers throughout.
 #[test]
 fn readyz_is_ready_again_after_a_reload_and_the_reload_is_counted() {
-    let agent = LiveAgent::start(CONFIG, &[]);
+    let agent = Agent::builder().stdin().start(CONFIG);
     assert!(wait_until(Duration::from_secs(20), || agent.get("/readyz")
         == (200, "ready\n".to_owned())));
     agent.signal(libc::SIGHUP);
@@ -207,7 +207,7 @@ name = "out"
 type = "stdout"
 match = "**"
 "#;
-    let agent = LiveAgent::start(config, &[]);
+    let agent = Agent::builder().stdin().start(config);
     let glob = agent.dir.path().join("logs/*.log");
     let unmatched = r#"auditrail_tail_globs_unmatched{component="apiserver"}"#;
     let bytes_read = r#"auditrail_tail_bytes_read_total{component="apiserver"}"#;
@@ -260,7 +260,7 @@ type = "stdin"
 type = "null"
 match = "**"
 "#;
-    let agent = LiveAgent::start(config, &[]);
+    let agent = Agent::builder().stdin().start(config);
     let api = agent.api();
     let mut idle: Vec<std::net::TcpStream> = (0..6)
         .map(|_| std::net::TcpStream::connect(api).unwrap())

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::live::{LiveAgent, metric};
 use crate::support::wait_until;
+use crate::support::{Agent, metric};
 
 const CONFIG: &str = r#"
 data_dir = "{dir}/data"
@@ -26,7 +26,7 @@ type = "null"
 match = "audit"
 "#;
 
-fn saved_offset(agent: &LiveAgent) -> u64 {
+fn saved_offset(agent: &Agent) -> u64 {
     let path = agent.dir.path().join("data/tail/logs.positions.json");
     let Ok(text) = std::fs::read_to_string(path) else {
         return 0;
@@ -37,7 +37,7 @@ fn saved_offset(agent: &LiveAgent) -> u64 {
 
 #[test]
 fn null_output_acknowledges_and_counts_what_it_drops() {
-    let mut agent = LiveAgent::start(CONFIG, &[]);
+    let agent = Agent::builder().stdin().start(CONFIG);
     let events = 5_000;
     let text: String = (0..events)
         .map(|n| format!("{{\"auditID\":\"{n}\",\"verb\":\"get\"}}\n"))
@@ -56,10 +56,6 @@ fn null_output_acknowledges_and_counts_what_it_drops() {
     assert_eq!(series("auditrail_events_in_total"), f64::from(events));
     assert_eq!(series("auditrail_events_out_total"), f64::from(events));
 
-    agent.signal(libc::SIGTERM);
-    assert!(agent.wait_exit().success(), "log:\n{}", agent.log());
-    assert!(
-        agent.take_stdout().is_empty(),
-        "a null output prints nothing"
-    );
+    let exit = agent.stop().assert_success();
+    assert!(exit.lines.is_empty(), "a null output prints nothing");
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::live::{LiveAgent, metric};
 use crate::support::wait_until;
+use crate::support::{Agent, Exit, metric};
 
 /// A config whose events say which config version handled them.
 fn config(version: &str) -> String {
@@ -55,14 +55,14 @@ match = "audit"
 colour = true
 "#;
 
-fn reloads_done(agent: &LiveAgent) -> usize {
+fn reloads_done(agent: &Agent) -> usize {
     agent.log_count("Config reloaded") + agent.log_count("Rejected the new config")
 }
 
 #[test]
 fn events_stream_through_five_reloads_exactly_once() {
     let total = 100_000;
-    let mut agent = LiveAgent::start(&config("v0"), &[]);
+    let mut agent = Agent::builder().stdin().start(&config("v0"));
     let api = agent.api();
     // Six segments; segment k+1 is released right after SIGHUP k, so events
     // are flowing through every reload. Lines are padded so a segment is far
@@ -116,7 +116,7 @@ fn events_stream_through_five_reloads_exactly_once() {
         "stuck at {} events",
         agent.stdout_len()
     );
-    let (_, text) = crate::live::http_get(api, "/metrics");
+    let (_, text) = crate::support::http_get(api, "/metrics");
     assert_eq!(
         metric(&text, r#"auditrail_config_reloads_total{result="success"}"#),
         4.0
@@ -127,7 +127,7 @@ fn events_stream_through_five_reloads_exactly_once() {
     );
     agent.stdin = Some(stdin);
     let log = agent.log();
-    let (status, lines) = agent.finish();
+    let Exit { status, lines, .. } = agent.finish();
     assert!(status.success(), "{status:?}\n{log}");
 
     // The invalid config was reported with its diagnostic, then ignored.
@@ -154,7 +154,7 @@ fn events_stream_through_five_reloads_exactly_once() {
 
 #[test]
 fn a_burst_of_sighups_ends_with_the_last_config_in_effect() {
-    let mut agent = LiveAgent::start(&config("v0"), &[]);
+    let mut agent = Agent::builder().stdin().start(&config("v0"));
     agent.api();
     let mut stdin = agent.stdin.take().expect("stdin");
     writeln!(stdin, r#"{{"auditID":"before"}}"#).expect("write");
@@ -188,7 +188,7 @@ fn a_burst_of_sighups_ends_with_the_last_config_in_effect() {
     assert!(reloads <= 3, "{reloads} reloads for 3 SIGHUPs");
     writeln!(stdin, r#"{{"auditID":"after"}}"#).expect("write");
     agent.stdin = Some(stdin);
-    let (status, lines) = agent.finish();
+    let Exit { status, lines, .. } = agent.finish();
     assert!(status.success());
     assert_eq!(lines.len(), 2 + probes);
     let after: Value = serde_json::from_str(&lines[1 + probes]).expect("JSON");

@@ -14,9 +14,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::http_output::start_piped;
-use crate::live::{LiveAgent, metric};
 use crate::servers::{Product, SearchServer, shared};
-use crate::support::{Agent, data, repo, wait_until};
+use crate::support::{Agent, Exit, data, metric, repo, wait_until};
 
 /// One `#[test]` per scenario, on `$product`'s node.
 macro_rules! scenario_tests {
@@ -63,12 +62,11 @@ pub fn live_config(node: &SearchServer, extra: &str) -> String {
 }
 
 /// Runs the agent over `lines` until it has delivered them and exited.
-pub fn run(config: &str, lines: &str) -> Agent {
-    let (mut agent, mut stdin) = start_piped(config);
+pub fn run(config: &str, lines: &str) -> Exit {
+    let (agent, mut stdin) = start_piped(config);
     stdin.write_all(lines.as_bytes()).expect("write events");
     drop(stdin);
-    assert!(agent.wait(SETTLE).success());
-    agent
+    agent.wait().assert_success()
 }
 
 /// The 300 real kube-apiserver events (all of 2026-11-22, metadata only).
@@ -148,7 +146,7 @@ pub fn install_template(node: &SearchServer, name: &str, patterns: &[&str], data
 }
 
 /// Failed requests plus retried items of the agent's output `es`.
-pub fn refusals(agent: &LiveAgent) -> f64 {
+pub fn refusals(agent: &Agent) -> f64 {
     let (_, text) = agent.get("/metrics");
     metric(&text, r#"auditrail_errors_total{component="es"}"#)
         + metric(
@@ -159,7 +157,7 @@ pub fn refusals(agent: &LiveAgent) -> f64 {
 
 /// Waits until the agent's output `es` has met more refusals (failed
 /// requests or retried items) than `before`.
-pub fn wait_for_refusals(agent: &LiveAgent, before: f64) {
+pub fn wait_for_refusals(agent: &Agent, before: f64) {
     let refused = wait_until(SETTLE, || refusals(agent) > before);
     assert!(
         refused,
@@ -401,10 +399,10 @@ pub fn blocked_indices_hold_events_until_the_block_is_lifted(product: Product) {
             &format!("/{index}"),
             &json!({ "settings": { block: true } }).to_string(),
         );
-        let mut agent = LiveAgent::start(
-            &live_config(node, &format!("index = \"it-block-{name}-%Y.%m.%d\"")),
-            &[],
-        );
+        let mut agent = Agent::builder().stdin().start(&live_config(
+            node,
+            &format!("index = \"it-block-{name}-%Y.%m.%d\""),
+        ));
         let mut stdin = agent.stdin.take().expect("stdin");
         stdin.write_all(lines(&events).as_bytes()).unwrap();
         wait_for_refusals(&agent, 0.0);
@@ -461,7 +459,9 @@ pub fn a_node_restart_mid_run_loses_nothing(product: Product) {
     let events = real_events();
     let (before, after) = events.split_at(events.len() / 2);
     let index = "it-restart-2026.11.22";
-    let mut agent = LiveAgent::start(&live_config(&node, r#"index = "it-restart-%Y.%m.%d""#), &[]);
+    let mut agent = Agent::builder()
+        .stdin()
+        .start(&live_config(&node, r#"index = "it-restart-%Y.%m.%d""#));
     let mut stdin = agent.stdin.take().expect("stdin");
     stdin.write_all(lines(before).as_bytes()).unwrap();
     assert!(

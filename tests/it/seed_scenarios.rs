@@ -4,18 +4,17 @@
 //! the temp dir; outputs are compared exactly with the sample input.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::http_source::{post, raw_request};
-use super::support::{auditrail, listening_addr, repo, wait_until};
+use super::support::{Agent, auditrail, repo, wait_until};
 use super::test_server::{Mode, TestServer};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -190,67 +189,11 @@ fn fluentd_example_tails_to_hourly_gzip_files_per_namespace() {
     assert_eq!(again, expected, "the second run resumed at the end");
 }
 
-/// A running example with an `http` source on a free port.
-struct Listening {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Listening {
-    fn start(example: &Example) -> Self {
-        let mut child = example
-            .command()
-            .env("AUDITRAIL_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start auditrail");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let lines = BufReader::new(child.stderr.take().expect("stderr"));
-        let log = stderr.clone();
-        std::thread::spawn(move || {
-            for line in lines.lines().map_while(Result::ok) {
-                log.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let mut addr = None;
-        wait_until(WAIT, || {
-            addr = listening_addr(stderr.lock().unwrap().lines());
-            addr.is_some() || child.try_wait().expect("try_wait").is_some()
-        });
-        let Some(addr) = addr else {
-            panic!("not listening:\n{}", stderr.lock().unwrap());
-        };
-        Self {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    /// SIGTERM; the agent flushes and must exit 0.
-    fn stop(mut self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) on our own child; no memory is involved.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        let status = wait_exit(&mut self.child);
-        assert!(
-            status.success(),
-            "exit {status}\n{}",
-            self.stderr.lock().unwrap()
-        );
-    }
-}
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A running example with an `http` source on a free port, and its address.
+fn start_listening(example: &Example) -> (Agent, SocketAddr) {
+    let mut agent = Agent::builder().spawn(example.command());
+    let addr = agent.listening();
+    (agent, addr)
 }
 
 #[derive(serde::Deserialize)]
@@ -268,7 +211,7 @@ fn logstash_example_writes_webhook_events_to_one_file_per_user() {
         assert!(text.contains(r#"listen = "127.0.0.1:8888""#));
         text.replace(r#"listen = "127.0.0.1:8888""#, r#"listen = "127.0.0.1:0""#)
     });
-    let agent = Listening::start(&example);
+    let (agent, addr) = start_listening(&example);
     let hostile = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{"kind":"Event","auditID":"x1","stage":"ResponseComplete","user":{"username":"../../escape/me"},"stageTimestamp":"2024-05-14T09:00:01Z"}]}"#;
     let bodies =
         std::fs::read_to_string(repo("examples/data/webhook-eventlists.jsonl")).expect("fixture");
@@ -276,11 +219,8 @@ fn logstash_example_writes_webhook_events_to_one_file_per_user() {
     // One at a time: each answers 200 once its events are in their files,
     // so the files keep the input order.
     for body in bodies.lines().chain([hostile]) {
-        let response = raw_request(
-            agent.addr,
-            &post("/audit", "application/json", body.as_bytes()),
-        )
-        .expect("request");
+        let response = raw_request(addr, &post("/audit", "application/json", body.as_bytes()))
+            .expect("request");
         assert_eq!(
             response.status,
             200,
@@ -302,7 +242,7 @@ fn logstash_example_writes_webhook_events_to_one_file_per_user() {
                 .push_str(&format!("{}\n", item.get()));
         }
     }
-    agent.stop();
+    agent.stop().assert_success();
     let written: BTreeMap<String, String> = files_below(&example.path("out"))
         .into_iter()
         .filter(|(name, _)| !name.starts_with("logstash/"))

@@ -5,7 +5,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use crate::live::LiveAgent;
+use crate::support::Agent;
 
 const CONFIG: &str = r#"
 data_dir = "{dir}"
@@ -71,13 +71,11 @@ fn has(message: &str, line: &str) -> bool {
 fn notifies_ready_reloading_stopping_and_pings_the_watchdog() {
     let notify = Notify::bind();
     let socket_path = notify.path.display().to_string();
-    let mut agent = LiveAgent::start(
-        CONFIG,
-        &[
-            ("NOTIFY_SOCKET", socket_path.as_str()),
-            ("WATCHDOG_USEC", "200000"),
-        ],
-    );
+    let mut agent = Agent::builder()
+        .stdin()
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .start(CONFIG);
     let mut pings = 0;
 
     let ready = notify.next_state(&mut pings);

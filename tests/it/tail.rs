@@ -4,143 +4,18 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, wait_until};
+use crate::support::{Agent, BIN, Exit, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// One run of the agent with its stdout and stderr captured.
-struct Run {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Run {
-    fn start(config: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .env("AUDITRAIL_LOG", "info")
-            .env("AUDITRAIL_LOG_FORMAT", "human")
-            .args(["run", "-c"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start auditrail");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let out = child.stdout.take().expect("piped stdout");
-        let err = child.stderr.take().expect("piped stderr");
-        let readers = vec![
-            {
-                let lines = lines.clone();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(out).lines() {
-                        let Ok(line) = line else { break };
-                        lines.lock().unwrap().push(line);
-                    }
-                })
-            },
-            {
-                let stderr = stderr.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(err);
-                    let mut line = String::new();
-                    while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                        stderr.lock().unwrap().push_str(&line);
-                        line.clear();
-                    }
-                })
-            },
-        ];
-        Self {
-            child,
-            lines,
-            stderr,
-            readers,
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.lines.lock().unwrap().len()
-    }
-
-    fn wait_for_lines(&self, n: usize) {
-        assert!(
-            wait_until(WAIT, || self.count() >= n),
-            "expected {n} lines, got {}; stderr:\n{}",
-            self.count(),
-            self.stderr()
-        );
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) on our own child; no memory is involved.
-        unsafe {
-            libc::kill(pid, signal);
-        }
-    }
-
-    /// SIGTERM; returns the printed lines and stderr once it exited 0.
-    fn stop(mut self) -> (Vec<String>, String) {
-        self.signal(libc::SIGTERM);
-        let status = self.wait_exit();
-        let (lines, stderr) = self.collect();
-        assert!(
-            status.success(),
-            "agent exited with {status}; stderr:\n{stderr}"
-        );
-        (lines, stderr)
-    }
-
-    /// `kill -9`; returns the lines it printed before dying.
-    fn kill(mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.collect().0
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "agent did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn collect(&mut self) -> (Vec<String>, String) {
-        for reader in self.readers.drain(..) {
-            reader.join().unwrap();
-        }
-        let lines = std::mem::take(&mut *self.lines.lock().unwrap());
-        (lines, self.stderr())
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A temp dir with `logs/`, `data/` and a config tailing `paths`.
 struct Setup {
@@ -188,8 +63,8 @@ match = "**"
         self.dir.path().join("data/tail/files.positions.json")
     }
 
-    fn start(&self) -> Run {
-        Run::start(&self.config)
+    fn start(&self) -> Agent {
+        Agent::builder().config_file(&self.config)
     }
 }
 
@@ -414,7 +289,11 @@ fn restart_mid_file_neither_loses_nor_repeats() {
     run.wait_for_lines(3000);
     let writer = Writer::start_at(log, 20_000, 3000);
     std::thread::sleep(Duration::from_millis(700));
-    let (first, stderr) = run.stop();
+    let Exit {
+        lines: first,
+        log: stderr,
+        ..
+    } = run.stop().assert_success();
     assert!(stderr.contains("Stopped cleanly"), "{stderr}");
     let written_at_stop = writer.written();
     assert!(
@@ -431,7 +310,7 @@ fn restart_mid_file_neither_loses_nor_repeats() {
     );
     run.wait_for_lines((total as usize).saturating_sub(first.len()));
     std::thread::sleep(Duration::from_millis(300));
-    let (second, _) = run.stop();
+    let second = run.stop().assert_success().lines;
     assert!(!first.is_empty() && !second.is_empty());
     let all: Vec<String> = first.into_iter().chain(second).collect();
     assert_exactly_once(&all, 0..total);
@@ -450,7 +329,7 @@ fn kill_9_under_load_repeats_only_the_unsaved_window() {
     for _ in 0..10 {
         let run = setup.start();
         std::thread::sleep(Duration::from_millis(300 + rng.below(900)));
-        let lines = run.kill();
+        let lines = run.kill().lines;
         let saved = saved_offsets(&setup).first().map(|(_, offset)| *offset);
         runs.push((lines, saved));
     }
@@ -460,7 +339,7 @@ fn kill_9_under_load_repeats_only_the_unsaved_window() {
     assert!(
         wait_until(WAIT, || {
             let mut seen: std::collections::HashSet<u64> =
-                run.lines.lock().unwrap().iter().map(|l| id_of(l)).collect();
+                run.output().lines().iter().map(|l| id_of(l)).collect();
             for (lines, _) in &runs {
                 seen.extend(lines.iter().filter(|l| l.ends_with('}')).map(|l| id_of(l)));
             }
@@ -468,7 +347,7 @@ fn kill_9_under_load_repeats_only_the_unsaved_window() {
         }),
         "not every event arrived; printed {printed}"
     );
-    let (last, _) = run.stop();
+    let last = run.stop().assert_success().lines;
     runs.push((last, None));
 
     let offsets = offsets_by_id(&log);
@@ -539,7 +418,9 @@ fn rotation_by_rename_under_load_is_read_exactly_once() {
     let total = writer.finish();
     run.wait_for_lines(total as usize);
     std::thread::sleep(Duration::from_millis(500));
-    let (lines, stderr) = run.stop();
+    let Exit {
+        lines, log: stderr, ..
+    } = run.stop().assert_success();
     assert!(
         stderr.contains("Released a rotated or deleted file"),
         "{stderr}"
@@ -562,11 +443,11 @@ fn renamed_file_is_read_to_its_end_before_release() {
     append(&log, 2000..3000);
     run.wait_for_lines(3000);
     assert!(wait_until(WAIT, || run
-        .stderr()
+        .log()
         .contains("Released a rotated")));
     append(&log, 3000..3100);
     run.wait_for_lines(3100);
-    let (lines, _) = run.stop();
+    let lines = run.stop().assert_success().lines;
     assert_exactly_once(&lines, 0..3100);
 }
 
@@ -599,7 +480,9 @@ fn copytruncate_and_truncation_start_over() {
     append(&log, 10_000..14_000);
     run.signal(libc::SIGCONT);
     run.wait_for_lines(6100);
-    let (lines, stderr) = run.stop();
+    let Exit {
+        lines, log: stderr, ..
+    } = run.stop().assert_success();
     assert_exactly_once(&lines, (0..2100).chain(10_000..14_000));
     assert_eq!(
         stderr.matches("was truncated or rewritten").count(),
@@ -621,7 +504,7 @@ fn deleted_and_recreated_file_is_read_whole_also_when_polling() {
         run.wait_for_lines(700);
         append(&log, 700..800);
         run.wait_for_lines(800);
-        let (lines, _) = run.stop();
+        let lines = run.stop().assert_success().lines;
         assert_exactly_once(&lines, 0..800);
     }
 }
@@ -633,7 +516,7 @@ fn reused_inode_is_told_apart_by_fingerprint() {
     append(&log, 0..100);
     let run = setup.start();
     run.wait_for_lines(100);
-    let (first, _) = run.stop();
+    let first = run.stop().assert_success().lines;
     let old_ino = fs::metadata(&log).unwrap().ino();
     fs::remove_file(&log).unwrap();
     // A new file, longer than the saved offset, so only the fingerprint can
@@ -657,7 +540,11 @@ fn reused_inode_is_told_apart_by_fingerprint() {
     let run = setup.start();
     run.wait_for_lines(300);
     std::thread::sleep(Duration::from_millis(300));
-    let (second, stderr) = run.stop();
+    let Exit {
+        lines: second,
+        log: stderr,
+        ..
+    } = run.stop().assert_success();
     assert_exactly_once(&first, 0..100);
     assert_exactly_once(&second, 1000..1300);
     assert!(stderr.contains("does not fit this file"), "{stderr}");
@@ -682,7 +569,7 @@ fn symlink_retarget_follows_the_new_target_and_drains_the_old() {
     append(&b, 700..800);
     run.wait_for_lines(800);
     std::thread::sleep(Duration::from_millis(300));
-    let (lines, _) = run.stop();
+    let lines = run.stop().assert_success().lines;
     assert_exactly_once(&lines, 0..800);
 }
 
@@ -726,7 +613,9 @@ fn garbage_lines_are_counted_and_skipped() {
     let run = setup.start();
     run.wait_for_lines(valid as usize);
     std::thread::sleep(Duration::from_millis(300));
-    let (lines, stderr) = run.stop();
+    let Exit {
+        lines, log: stderr, ..
+    } = run.stop().assert_success();
     assert_exactly_once(&lines, 0..valid);
     assert!(
         stderr.contains(&format!("skipped {bad} bad lines in total")),
@@ -757,7 +646,7 @@ fn second_agent_on_the_same_data_dir_refuses_to_start() {
         "{stderr}"
     );
     assert!(second.stdout.is_empty(), "the second agent read events");
-    let (lines, _) = first.stop();
+    let lines = first.stop().assert_success().lines;
     assert_exactly_once(&lines, 0..10);
 }
 
@@ -769,7 +658,9 @@ fn corrupt_position_file_is_moved_aside_and_reading_starts_per_read_from() {
     fs::write(setup.positions(), b"\0\0\0\0{garbage").unwrap();
     let run = setup.start();
     run.wait_for_lines(50);
-    let (lines, stderr) = run.stop();
+    let Exit {
+        lines, log: stderr, ..
+    } = run.stop().assert_success();
     assert_exactly_once(&lines, 0..50);
     assert!(stderr.contains("position file is corrupt"), "{stderr}");
     let aside = fs::read_dir(setup.positions().parent().unwrap())
@@ -794,14 +685,12 @@ fn read_from_end_skips_old_lines_but_not_new_files() {
     let setup = Setup::new(r#""{logs}/*.log""#, "read_from = \"end\"");
     append(&setup.log("old.log"), 0..100);
     let run = setup.start();
-    assert!(wait_until(WAIT, || run
-        .stderr()
-        .contains("Following a file")));
+    assert!(wait_until(WAIT, || run.log().contains("Following a file")));
     append(&setup.log("old.log"), 100..150);
     append(&setup.log("new.log"), 1000..1100);
     run.wait_for_lines(150);
     std::thread::sleep(Duration::from_millis(300));
-    let (lines, _) = run.stop();
+    let lines = run.stop().assert_success().lines;
     assert_exactly_once(&lines, (100..150).chain(1000..1100));
 }
 
@@ -816,12 +705,12 @@ fn partial_last_line_waits_for_its_newline_across_a_restart() {
     let run = setup.start();
     run.wait_for_lines(10);
     std::thread::sleep(Duration::from_millis(400));
-    let (first, _) = run.stop();
+    let first = run.stop().assert_success().lines;
     let run = setup.start();
     append_bytes(&log, tail.as_bytes());
     run.wait_for_lines(1);
     std::thread::sleep(Duration::from_millis(300));
-    let (second, _) = run.stop();
+    let second = run.stop().assert_success().lines;
     assert_exactly_once(&first, 0..10);
     assert_exactly_once(&second, 10..11);
 }
@@ -875,8 +764,12 @@ fn partial_last_line_is_sent_at_shutdown_when_configured() {
     let run = setup.start();
     run.wait_for_lines(5);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(run.count(), 5, "the partial line was sent before shutdown");
-    let (lines, _) = run.stop();
+    assert_eq!(
+        run.stdout_len(),
+        5,
+        "the partial line was sent before shutdown"
+    );
+    let lines = run.stop().assert_success().lines;
     assert_exactly_once(&lines, 0..6);
     let size = fs::metadata(&log).unwrap().len();
     assert_eq!(saved_offsets(&setup)[0].1, size);
@@ -894,9 +787,13 @@ fn stop_at_eof_reads_every_file_then_exits_and_resumes_next_time() {
     let last = event(300);
     append_bytes(&a, last.trim_end().as_bytes());
 
-    let mut run = setup.start();
-    let status = run.wait_exit();
-    let (lines, stderr) = run.collect();
+    let run = setup.start();
+    let Exit {
+        status,
+        lines,
+        log: stderr,
+        ..
+    } = run.wait();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_exactly_once(&lines, (0..301).chain(1000..1050));
     let mut saved: Vec<u64> = saved_offsets(&setup).into_iter().map(|(_, o)| o).collect();
@@ -908,9 +805,13 @@ fn stop_at_eof_reads_every_file_then_exits_and_resumes_next_time() {
     // empty line (skipped), and only the new lines are read.
     append_bytes(&a, b"\n");
     append(&a, 301..320);
-    let mut run = setup.start();
-    let status = run.wait_exit();
-    let (lines, stderr) = run.collect();
+    let run = setup.start();
+    let Exit {
+        status,
+        lines,
+        log: stderr,
+        ..
+    } = run.wait();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_exactly_once(&lines, 301..320);
 }
@@ -928,9 +829,13 @@ fn files_found_at_start_are_read_at_once() {
     .unwrap();
     append(&setup.log("a.log"), 0..100);
 
-    let mut run = setup.start();
-    let status = run.wait_exit();
-    let (lines, stderr) = run.collect();
+    let run = setup.start();
+    let Exit {
+        status,
+        lines,
+        log: stderr,
+        ..
+    } = run.wait();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_exactly_once(&lines, 0..100);
 }
@@ -959,9 +864,13 @@ fn lines_across_read_ranges_arrive_whole_and_in_file_order() {
     assert!(text.len() > 10 << 20, "spans ten ranges");
     fs::write(setup.log("audit.log"), &text).unwrap();
 
-    let mut run = setup.start();
-    let status = run.wait_exit();
-    let (lines, stderr) = run.collect();
+    let run = setup.start();
+    let Exit {
+        status,
+        lines,
+        log: stderr,
+        ..
+    } = run.wait();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_eq!(lines.len(), expected.len(), "stderr:\n{stderr}");
     for (n, (got, want)) in lines.iter().zip(&expected).enumerate() {
@@ -986,18 +895,21 @@ fn a_file_gone_while_stopped_is_reported_with_its_offset() {
     let (gone, kept) = (setup.log("audit-old.log"), setup.log("audit.log"));
     append(&gone, 0..10);
     append(&kept, 100..110);
-    let mut run = setup.start();
-    assert!(run.wait_exit().success());
-    let (lines, _) = run.collect();
+    let run = setup.start();
+    let lines = run.wait().assert_success().lines;
     assert_exactly_once(&lines, (0..10).chain(100..110));
     let offset = fs::metadata(&gone).unwrap().len();
 
     append(&gone, 10..20);
     fs::remove_file(&gone).unwrap();
     append(&kept, 110..120);
-    let mut run = setup.start();
-    let status = run.wait_exit();
-    let (lines, stderr) = run.collect();
+    let run = setup.start();
+    let Exit {
+        status,
+        lines,
+        log: stderr,
+        ..
+    } = run.wait();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_exactly_once(&lines, 110..120);
     let warning = stderr
@@ -1047,7 +959,7 @@ fn a_deleted_file_is_closed_after_max_deleted_hold_when_outputs_are_stuck() {
         "the deleted file is still open: {:?}",
         open_files(pid)
     );
-    let stderr = run.stderr();
+    let stderr = run.log();
     let report = stderr
         .lines()
         .find(|line| line.contains("after `max_deleted_hold`"))
@@ -1077,7 +989,7 @@ fn more_files_than_max_open_files_are_all_read_within_the_limit() {
     let mut most_open = 0;
     let mut sample_until = |count: usize| {
         let deadline = Instant::now() + WAIT;
-        while run.count() < count && Instant::now() < deadline {
+        while run.stdout_len() < count && Instant::now() < deadline {
             most_open = most_open.max(
                 open_files(pid)
                     .iter()
@@ -1094,7 +1006,9 @@ fn more_files_than_max_open_files_are_all_read_within_the_limit() {
         append(file, first..first + 10);
     }
     sample_until(720);
-    let (lines, stderr) = run.stop();
+    let Exit {
+        lines, log: stderr, ..
+    } = run.stop().assert_success();
     assert!(
         most_open <= 3,
         "{most_open} files open at once; stderr:\n{stderr}"
@@ -1114,9 +1028,13 @@ fn stop_at_eof_reads_files_that_waited_for_a_descriptor() {
     for n in 0..5u64 {
         append(&setup.log(&format!("f{n}.log")), n * 1000..n * 1000 + 20);
     }
-    let mut run = setup.start();
-    let status = run.wait_exit();
-    let (lines, stderr) = run.collect();
+    let run = setup.start();
+    let Exit {
+        status,
+        lines,
+        log: stderr,
+        ..
+    } = run.wait();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_exactly_once(&lines, (0..5u64).flat_map(|n| n * 1000..n * 1000 + 20));
 }
@@ -1136,7 +1054,7 @@ fn read_from_end_holds_for_files_that_wait_for_a_descriptor() {
     let run = setup.start();
     // Two files are open, the other four closed with their positions kept.
     assert!(wait_until(WAIT, || run
-        .stderr()
+        .log()
         .matches("Following a file")
         .count()
         == 2));
@@ -1145,7 +1063,9 @@ fn read_from_end_holds_for_files_that_wait_for_a_descriptor() {
     }
     run.wait_for_lines(30);
     std::thread::sleep(Duration::from_millis(500));
-    let (lines, stderr) = run.stop();
+    let Exit {
+        lines, log: stderr, ..
+    } = run.stop().assert_success();
     let new = (0..6u64).flat_map(|n| n * 1000 + 30..n * 1000 + 35);
     assert_exactly_once(&lines, new);
     assert!(!stderr.contains("Skipped a bad line"), "{stderr}");

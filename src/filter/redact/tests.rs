@@ -1,11 +1,9 @@
 //! The `redact` filter on whole events, and its config checks.
 
-use bytestring::ByteString;
-use chrono::Utc;
 use serde_json::json;
 
 use super::*;
-use crate::event::{Ack, Tag};
+use crate::event::test_event;
 use crate::metrics::Metrics;
 
 fn spec(toml_text: &str) -> Result<RedactSpec, Diagnostic> {
@@ -15,12 +13,8 @@ fn spec(toml_text: &str) -> Result<RedactSpec, Diagnostic> {
 
 fn run(spec: &RedactSpec, text: &str) -> (bool, Value) {
     let mut filter = spec.build(Metrics::new().component("redact"));
-    let record = Record::from_json(ByteString::from(text.to_owned())).expect("object");
     let mut out = FilterOutput::default();
-    filter.apply(
-        Event::new(Tag::new("audit"), Utc::now(), record, Ack::none()),
-        &mut out,
-    );
+    filter.apply(test_event(text), &mut out);
     let event = out.passed.pop().expect("redact always passes");
     let unchanged = event.record.is_unchanged();
     let mut bytes = Vec::new();

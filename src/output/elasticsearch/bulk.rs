@@ -230,21 +230,20 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
 mod tests {
     use super::*;
     use crate::dsl::{Template, TemplateKind};
-    use crate::event::{Ack, FieldPath, Record, Tag};
+    use crate::event::FieldPath;
+    use crate::event::test_event;
     use crate::metrics::{EvalErrors, Metrics};
     use chrono::{DateTime, Utc};
 
     const EVENT: &str = r#"{"kind":"Event","auditID":"6f1c","stage":"ResponseComplete","requestURI":"/api?a=1\u0026b=2","requestObject":{"spec":[1,2]},"responseObject":{"status":"Success"},"stageTimestamp":"2026-11-22T10:00:00.123456Z"}"#;
 
     fn event(raw: &str) -> Event {
-        Event::new(
-            Tag::new("audit"),
-            DateTime::parse_from_rfc3339("2026-11-22T10:00:01Z")
+        Event {
+            time: DateTime::parse_from_rfc3339("2026-11-22T10:00:01Z")
                 .unwrap()
                 .with_timezone(&Utc),
-            Record::from_json(raw.into()).unwrap(),
-            Ack::none(),
-        )
+            ..test_event(raw)
+        }
     }
 
     fn index_name(text: &str) -> IndexName {

@@ -85,7 +85,8 @@ fn apply_index_rules(name: &mut String) {
 mod tests {
     use super::*;
     use crate::dsl::TemplateKind;
-    use crate::event::{Ack, Record, Tag};
+    use crate::event::Tag;
+    use crate::event::test_event;
     use crate::metrics::Metrics;
     use chrono::{DateTime, Utc};
 
@@ -95,14 +96,13 @@ mod tests {
     }
 
     fn event(raw: &str, time: &str) -> Event {
-        Event::new(
-            Tag::new("audit.Prod"),
-            DateTime::parse_from_rfc3339(time)
+        Event {
+            tag: Tag::new("audit.Prod"),
+            time: DateTime::parse_from_rfc3339(time)
                 .unwrap()
                 .with_timezone(&Utc),
-            Record::from_json(raw.into()).unwrap(),
-            Ack::none(),
-        )
+            ..test_event(raw)
+        }
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub(crate) fn complete_members_len(reader: impl Read) -> io::Result<Option<u64>>
         if input.fill_buf()?.is_empty() {
             return Ok(Some(start));
         }
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "checks one member at a time, to find where a torn one starts"
+        )]
         let mut member = flate2::bufread::GzDecoder::new(&mut input);
         let complete = loop {
             match member.read(&mut sink) {

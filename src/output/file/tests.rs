@@ -14,7 +14,8 @@ use super::rotate::SystemClock;
 use super::worker::{self, DiskOpener, Opener, SinkFile, WriteSettings};
 use super::*;
 use crate::config::Config;
-use crate::event::{Ack, BatchStatus, Event, Record, Tag};
+use crate::event::test_event;
+use crate::event::{Ack, BatchStatus, Event};
 use crate::metrics::Metrics;
 use crate::output::OutputConfig;
 
@@ -31,12 +32,10 @@ fn file_config(keys: &str) -> FileConfig {
 
 fn event(ns: &str, n: usize, ack: Ack) -> Event {
     let line = format!(r#"{{"objectRef":{{"namespace":"{ns}"}},"n":{n}}}"#);
-    Event::new(
-        Tag::new("audit"),
-        Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap(),
-        Record::from_json(line.into()).unwrap(),
+    Event {
         ack,
-    )
+        ..test_event(&line)
+    }
 }
 
 fn gunzip(path: &Path) -> String {
@@ -73,6 +72,10 @@ impl Write for FlakyFile {
             self.inner.write_all(&buf[..buf.len() / 2])?;
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a `Write` impl passes a short write on"
+        )]
         self.inner.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -190,6 +193,10 @@ impl Drop for CountedFile {
 
 impl Write for CountedFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a `Write` impl passes a short write on"
+        )]
         self.inner.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -8,7 +8,7 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -174,37 +174,21 @@ pub(crate) fn start_pool(
     settings: Arc<WriteSettings>,
     done: UnboundedSender<Done>,
 ) -> io::Result<mpsc::Sender<Job>> {
-    let (jobs, receiver) = mpsc::channel::<Job>();
-    let receiver = Arc::new(Mutex::new(receiver));
-    for n in 0..threads {
-        let receiver = receiver.clone();
+    crate::worker_pool::start("file-writer", threads, || {
         let settings = settings.clone();
         let done = done.clone();
-        std::thread::Builder::new()
-            .name(format!("file-writer-{n}"))
-            .spawn(move || {
-                let mut compressed = Vec::new();
-                loop {
-                    // The lock is held only while waiting for the next job.
-                    let job = match receiver.lock() {
-                        Ok(receiver) => receiver.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(mut job) = job else { return };
-                    let result = execute(&mut job, &settings, &mut compressed);
-                    let finished = Done {
-                        key: job.key,
-                        slot: job.slot,
-                        data: job.data,
-                        result,
-                    };
-                    if done.send(finished).is_err() {
-                        return;
-                    }
-                }
-            })?;
-    }
-    Ok(jobs)
+        let mut compressed = Vec::new();
+        move |mut job: Job| {
+            let result = execute(&mut job, &settings, &mut compressed);
+            // The output stopped waiting: nothing to report.
+            let _ = done.send(Done {
+                key: job.key,
+                slot: job.slot,
+                data: job.data,
+                result,
+            });
+        }
+    })
 }
 
 /// Compresses and appends one job's data.

@@ -94,16 +94,8 @@ impl BodyFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Ack, Record, Tag};
 
-    fn event(raw: &str) -> Event {
-        Event::new(
-            Tag::new("audit"),
-            chrono::Utc::now(),
-            Record::from_json(raw.into()).unwrap(),
-            Ack::none(),
-        )
-    }
+    use crate::event::test_event as event;
 
     #[test]
     fn event_list_wraps_items_byte_for_byte() {

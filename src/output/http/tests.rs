@@ -10,7 +10,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
 use super::*;
-use crate::event::{Ack, Record, Tag};
+use crate::event::test_event;
 
 struct Pki {
     ca: String,
@@ -168,13 +168,7 @@ async fn send(output: &mut HttpOutput, events: &[Event]) -> Result<Delivery, Out
 }
 
 fn events() -> Vec<Event> {
-    let record = Record::from_json(r#"{"auditID":"a","stage":"ResponseComplete"}"#.into()).unwrap();
-    vec![Event::new(
-        Tag::new("audit"),
-        chrono::Utc::now(),
-        record,
-        Ack::none(),
-    )]
+    vec![test_event(r#"{"auditID":"a","stage":"ResponseComplete"}"#)]
 }
 
 #[tokio::test]

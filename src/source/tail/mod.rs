@@ -61,8 +61,8 @@
 //! acknowledged offsets; truncations, released files, files found gone at
 //! start, bytes of deleted files abandoned, bad lines, bytes read.
 
-mod batch;
 mod carry;
+mod decode_job;
 mod discover;
 mod fingerprint;
 mod position;
@@ -77,19 +77,18 @@ pub use stats::{FileStats, TailCounters, TailStats};
 pub use watch::WatchMode;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use self::batch::DecodeShared;
-use self::discover::{Globs, UnmatchedGlobs};
+use self::decode_job::DecodeShared;
+use self::discover::Globs;
 use self::position::PositionStore;
 use self::read::Emitter;
 use self::stats::TailStatsSet;
 use self::tag_template::TagTemplate;
 use self::tailer::Tailer;
-use self::watch::{DirWatcher, Wake};
+use self::watch::Wake;
 use super::{
     BadLineLog, BuildError, DecodeKeys, DecodeSpec, InputFormat, SourceContext, SourceTask,
 };
@@ -270,6 +269,7 @@ pub(super) struct TailSettings {
     max_open_files: usize,
     emit_partial_at_shutdown: bool,
     stop_at_eof: bool,
+    watch: WatchMode,
     /// At shutdown, how long to wait for outputs to acknowledge what was
     /// read: most of `shutdown_timeout`, leaving time to save positions.
     shutdown_ack_wait: std::time::Duration,
@@ -379,59 +379,47 @@ impl TailConfig {
             max_open_files: self.max_open_files.max(1),
             emit_partial_at_shutdown: self.emit_partial_at_shutdown,
             stop_at_eof: self.stop_at_eof,
+            watch: self.watch,
             shutdown_ack_wait: cx.shutdown_timeout.mul_f64(0.9),
         };
         let (stats_set, stats) = TailStatsSet::register(cx.metrics.metrics(), &name);
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel(DECODE_AHEAD);
-        let now = Instant::now();
-        let decode = DecodeShared::new(
+        let decode = std::sync::Arc::new(DecodeShared::new(
             self.decode.build(&cx.metrics),
             self.format,
             BadLineLog::new(cx.metrics.errors.clone()),
             stats.counters_arc(),
             settings.max_line_size,
-        );
-        let decode = std::sync::Arc::new(decode);
+        ));
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let tailer = Tailer {
-            watcher: DirWatcher::new(self.watch, wake_tx.clone()),
-            emit: Emitter {
-                jobs: jobs_tx,
-                workers: decode.start_workers(cores),
-                decode,
-                counters: stats.counters_arc(),
-                runtime: tokio::runtime::Handle::current(),
-                wake: wake_tx.clone(),
-                unacked: 0,
-                max_unacked: self.max_unacked.0.max(1),
-                errors: cx.metrics.errors.clone(),
-            },
+        let workers = decode
+            .start_workers(cores)
+            .map_err(|e| fail("cannot start the decode threads").with_source(e))?;
+        let emit = Emitter::new(
+            jobs_tx,
+            decode,
+            workers,
+            wake_tx.clone(),
+            self.max_unacked.0.max(1),
+            cx.metrics.errors.clone(),
+        );
+        let tailer = Tailer::new(
             settings,
             globs,
             store,
-            wake: wake_rx,
-            stats: stats.clone(),
-            shutdown: cx.shutdown.clone(),
-            files: Vec::new(),
-            next_id: 0,
-            scanned_once: false,
-            dirty: false,
-            last_save: now,
-            last_scan: now,
-            last_check: now,
-            started: now,
-            save_failed: false,
-            waiting: 0,
-            unmatched: UnmatchedGlobs::default(),
-        };
+            emit,
+            stats.clone(),
+            cx.shutdown.clone(),
+            wake_rx,
+        );
         Ok(Box::pin(async move {
             let shutdown = cx.shutdown.clone();
             let waker = tokio::spawn(async move {
                 shutdown.cancelled().await;
                 let _ = wake_tx.send(Wake::Shutdown);
             });
-            let forwarder = tokio::spawn(batch::forward(jobs_rx, cx.out.clone()));
+            let forwarder = tokio::spawn(decode_job::forward(jobs_rx, cx.out.clone()));
             let result = tokio::task::spawn_blocking(move || tailer.run()).await;
             waker.abort();
             // The reader is gone and with it the job queue: send what is left.

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, sync_channel};
 use std::time::Instant;
 
-use super::batch::{DecodeShared, Job, NO_RESUME, RangeJob, Work};
 use super::carry::Carry;
+use super::decode_job::{DecodeShared, Job, NO_RESUME, RangeJob, Work};
 use super::fingerprint::Fingerprint;
 use super::position::PositionEntry;
 use super::stats::{FileStats, TailCounters};
@@ -32,20 +32,41 @@ const RANGE_SIZE: usize = 1 << 20;
 /// unacknowledged bytes shared by every file of the source.
 pub(super) struct Emitter {
     /// Batches in the order they were cut, to the forwarder.
-    pub(super) jobs: tokio::sync::mpsc::Sender<Job>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
     pub(super) decode: Arc<DecodeShared>,
     /// The decode threads' queue.
-    pub(super) workers: Sender<Work>,
+    workers: Sender<Work>,
     pub(super) counters: Arc<TailCounters>,
-    pub(super) runtime: tokio::runtime::Handle,
-    pub(super) wake: Sender<Wake>,
-    pub(super) unacked: u64,
-    pub(super) max_unacked: u64,
+    /// The reader's wake-ups, where acknowledgements report.
+    wake: Sender<Wake>,
+    /// Bytes handed out and not yet acknowledged, of every file.
+    unacked: u64,
+    max_unacked: u64,
     /// The component's error counter (failed position writes).
     pub(super) errors: prometheus_client::metrics::counter::Counter,
 }
 
 impl Emitter {
+    pub(super) fn new(
+        jobs: tokio::sync::mpsc::Sender<Job>,
+        decode: Arc<DecodeShared>,
+        workers: Sender<Work>,
+        wake: Sender<Wake>,
+        max_unacked: u64,
+        errors: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        Self {
+            jobs,
+            counters: Arc::clone(&decode.counters),
+            decode,
+            workers,
+            wake,
+            unacked: 0,
+            max_unacked,
+            errors,
+        }
+    }
+
     /// Sends legacy joins that timed out (or all of them, at shutdown).
     pub(super) fn flush_joins(&self, all: bool) -> Result<(), PipelineClosed> {
         let batch = self.decode.flush_joins(all);
@@ -55,6 +76,11 @@ impl Emitter {
         self.jobs
             .blocking_send(Job::Ready(batch))
             .map_err(|_| PipelineClosed)
+    }
+
+    /// A sender for the reader's wake-ups.
+    pub(super) fn waker(&self) -> Sender<Wake> {
+        self.wake.clone()
     }
 
     pub(super) fn over_budget(&self) -> bool {
@@ -331,13 +357,13 @@ impl TailedFile {
         emit.counters
             .unacked_bytes
             .store(emit.unacked, Ordering::Relaxed);
-        let (ack, waiter) = Ack::batch();
         let end = Arc::new(AtomicU64::new(0));
         let wake = emit.wake.clone();
         let file = self.ack_id;
         let batch_end = Arc::clone(&end);
-        emit.runtime.spawn(async move {
-            let status = waiter.wait().await;
+        // The reader thread learns the outcome as a wake-up, sent by
+        // whichever thread settles the batch's last share.
+        let ack = Ack::batch_then(move |status| {
             let _ = wake.send(Wake::Acked {
                 file,
                 seq,

@@ -34,27 +34,28 @@ const READ_SHARE: u64 = 8 << 20;
 const FORGET_UNCLAIMED_AFTER: Duration = Duration::from_secs(300);
 
 pub(super) struct Tailer {
-    pub(super) settings: TailSettings,
-    pub(super) globs: Globs,
-    pub(super) store: PositionStore,
-    pub(super) watcher: DirWatcher,
-    pub(super) wake: Receiver<Wake>,
-    pub(super) emit: Emitter,
-    pub(super) stats: TailStats,
-    pub(super) shutdown: CancellationToken,
-    pub(super) files: Vec<TailedFile>,
-    pub(super) next_id: u64,
-    pub(super) scanned_once: bool,
-    pub(super) dirty: bool,
-    pub(super) last_save: Instant,
-    pub(super) last_scan: Instant,
-    pub(super) last_check: Instant,
-    pub(super) started: Instant,
-    pub(super) save_failed: bool,
+    settings: TailSettings,
+    globs: Globs,
+    store: PositionStore,
+    watcher: DirWatcher,
+    wake: Receiver<Wake>,
+    emit: Emitter,
+    stats: TailStats,
+    shutdown: CancellationToken,
+    files: Vec<TailedFile>,
+    next_id: u64,
+    scanned_once: bool,
+    /// Some position moved since the last save.
+    dirty: bool,
+    last_save: Instant,
+    last_scan: Instant,
+    last_check: Instant,
+    started: Instant,
+    save_failed: bool,
     /// Files found with unread bytes that the last scan could not open
     /// (`max_open_files`).
-    pub(super) waiting: usize,
-    pub(super) unmatched: UnmatchedGlobs,
+    waiting: usize,
+    unmatched: UnmatchedGlobs,
 }
 
 /// Why the loop stopped.
@@ -66,6 +67,41 @@ enum Stop {
 }
 
 impl Tailer {
+    /// A reader that has not looked at the disk yet; `wake` receives what
+    /// the watcher, the acknowledgements (through `emit`) and shutdown send.
+    pub(super) fn new(
+        settings: TailSettings,
+        globs: Globs,
+        store: PositionStore,
+        emit: Emitter,
+        stats: TailStats,
+        shutdown: CancellationToken,
+        wake: Receiver<Wake>,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            watcher: DirWatcher::new(settings.watch, emit.waker()),
+            settings,
+            globs,
+            store,
+            wake,
+            emit,
+            stats,
+            shutdown,
+            files: Vec::new(),
+            next_id: 0,
+            scanned_once: false,
+            dirty: false,
+            last_save: now,
+            last_scan: now,
+            last_check: now,
+            started: now,
+            save_failed: false,
+            waiting: 0,
+            unmatched: UnmatchedGlobs::default(),
+        }
+    }
+
     pub(super) fn run(mut self) {
         self.scan();
         self.report_vanished();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{HttpAgent, Output, config, data};
+use super::{Output, config, data, start};
 
 const TOKEN: &str = "audit-webhook-shared-token-fixture-main";
 
@@ -57,8 +57,8 @@ async fn every_captured_webhook_item_arrives_once_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tokens"), format!("{TOKEN}\n")).unwrap();
     let output = Output::default();
-    let agent = HttpAgent::start(
-        dir.path(),
+    let (agent, addr) = start(
+        dir,
         &config(
             r#"path = "/audit/v1/events"
 auth = { bearer_tokens_file = "{dir}/tokens" }"#,
@@ -104,7 +104,7 @@ auth = { bearer_tokens_file = "{dir}/tokens" }"#,
 
     // Four concurrent senders, like kube-apiserver's paired batch POSTs.
     let client = reqwest::Client::new();
-    let base = agent.url("");
+    let base = format!("http://{addr}{}", "");
     let mut tasks = tokio::task::JoinSet::new();
     let requests = std::sync::Arc::new(requests);
     for worker in 0..4 {

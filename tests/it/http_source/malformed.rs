@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{HttpAgent, Output, config, event, event_list, post, raw_request, read_response};
+use super::{Output, config, event, event_list, post, raw_request, read_response, start};
 
 /// A request with extra headers.
 fn post_with(path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
@@ -212,8 +212,8 @@ fn keep_alive(addr: SocketAddr, good: &mut Vec<String>) {
 fn malformed_requests_get_the_right_status_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let output = Output::default();
-    let agent = HttpAgent::start(
-        dir.path(),
+    let (agent, addr) = start(
+        dir,
         &config(
             r#"path = "/events"
 header_read_timeout = "1s"
@@ -221,7 +221,6 @@ request_timeout = "1s""#,
         ),
         &output,
     );
-    let addr = agent.addr;
     let mut good = Vec::new();
     let bad = event("bad-1");
     let list = event_list(&[&bad, &event("bad-2")]);
@@ -386,7 +385,7 @@ request_timeout = "1s""#,
     assert_eq!(health.status, 200);
 
     assert!(output.wait_for(good.len(), Duration::from_secs(30)));
-    assert!(agent.stop().success());
+    agent.stop().assert_success();
     let mut got = output.lines();
     assert!(
         got.iter().all(|line| !line.contains("bad-")),

@@ -7,170 +7,20 @@ mod malformed;
 mod retry;
 mod tls;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::{BIN, listening_addr, wait_until};
+use crate::support::Agent;
+pub use crate::support::Output;
 
-/// What the agent wrote to standard output, shared across restarts.
-#[derive(Clone, Default)]
-pub struct Output {
-    lines: Arc<Mutex<Vec<String>>>,
-    /// While set, the reader stops reading: the pipe fills and the agent's
-    /// output blocks, as a slow destination would.
-    paused: Arc<AtomicBool>,
-}
-
-impl Output {
-    pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    pub fn len(&self) -> usize {
-        self.lines.lock().unwrap().len()
-    }
-
-    pub fn pause(&self, paused: bool) {
-        self.paused.store(paused, Ordering::SeqCst);
-    }
-
-    /// Waits until at least `n` lines arrived.
-    pub fn wait_for(&self, n: usize, timeout: Duration) -> bool {
-        wait_until(timeout, || self.len() >= n)
-    }
-
-    fn read_from(&self, stdout: impl Read + Send + 'static) -> JoinHandle<()> {
-        let lines = self.lines.clone();
-        let paused = self.paused.clone();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::with_capacity(64 * 1024, stdout);
-            let mut line = Vec::new();
-            loop {
-                while paused.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => return,
-                    // A line cut off by a killed agent was never acknowledged.
-                    Ok(_) if line.last() != Some(&b'\n') => return,
-                    Ok(_) => {
-                        line.pop();
-                        let text = String::from_utf8(line.clone()).expect("output is UTF-8");
-                        lines.lock().unwrap().push(text);
-                    }
-                }
-            }
-        })
-    }
-}
-
-/// A running agent with an http source.
-pub struct HttpAgent {
-    child: Child,
-    pub addr: SocketAddr,
-    stdout_reader: Option<JoinHandle<()>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl HttpAgent {
-    /// Writes `config` (`{dir}` replaced by `dir`) and starts the agent,
-    /// sending its output to `output`; returns once it is listening.
-    pub fn start(dir: &Path, config: &str, output: &Output) -> Self {
-        let path = dir.join("auditrail.toml");
-        std::fs::write(&path, config.replace("{dir}", &dir.display().to_string()))
-            .expect("write config");
-        let mut child = Command::new(BIN)
-            .args(["run", "-c"])
-            .arg(&path)
-            .env("AUDITRAIL_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start auditrail");
-        let stdout_reader = Some(output.read_from(child.stdout.take().expect("stdout")));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let stderr_lines = stderr.clone();
-        let child_stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(child_stderr).lines() {
-                let Ok(line) = line else { return };
-                if !line.contains(" INFO ") {
-                    eprintln!("agent: {line}");
-                }
-                stderr_lines.lock().unwrap().push(line);
-            }
-        });
-        let mut agent = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stdout_reader,
-            stderr,
-        };
-        let mut addr = None;
-        let listening = wait_until(Duration::from_secs(30), || {
-            addr = listening_addr(agent.stderr.lock().unwrap().iter().map(String::as_str));
-            addr.is_some() || agent.child.try_wait().expect("try_wait").is_some()
-        });
-        match addr {
-            Some(addr) if listening => agent.addr = addr,
-            _ => panic!(
-                "the agent did not start listening: {:?}",
-                agent.stderr_text()
-            ),
-        }
-        agent
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    /// SIGTERM, then waits for exit and for its output to be read.
-    pub fn stop(mut self) -> std::process::ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) on our own child; no memory is involved.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        let exited = wait_until(Duration::from_secs(30), || {
-            self.child.try_wait().expect("try_wait").is_some()
-        });
-        assert!(exited, "the agent did not stop: {}", self.stderr_text());
-        self.finish()
-    }
-
-    /// `kill -9`, then waits for its output to be read.
-    pub fn kill(mut self) -> std::process::ExitStatus {
-        let _ = self.child.kill();
-        self.finish()
-    }
-
-    fn finish(&mut self) -> std::process::ExitStatus {
-        let status = self.child.wait().expect("wait");
-        if let Some(reader) = self.stdout_reader.take() {
-            reader.join().expect("stdout reader");
-        }
-        status
-    }
-}
-
-impl Drop for HttpAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the agent on `config` in `dir` (`{dir}` replaced by its path),
+/// its stdout into `output`; returns it once it listens, with the address.
+pub fn start(dir: tempfile::TempDir, config: &str, output: &Output) -> (Agent, SocketAddr) {
+    let mut agent = Agent::builder().dir(dir).output(output).start(config);
+    let addr = agent.listening();
+    (agent, addr)
 }
 
 /// A loopback listener config with a stdout output.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{HttpAgent, Output, event, event_list};
+use super::{Output, event, event_list, start};
 
 const BATCHES: usize = 250;
 const BATCH_SIZE: usize = 400;
@@ -109,10 +109,10 @@ async fn no_acknowledged_event_is_lost_across_slow_output_and_restarts() {
 
     let dir = tempfile::tempdir().unwrap();
     let output = Output::default();
-    let agent = blocking(|| HttpAgent::start(dir.path(), &agent_config("127.0.0.1:0"), &output));
+    let (agent, addr) = blocking(|| start(dir, &agent_config("127.0.0.1:0"), &output));
     // Restarts reuse the port, so the client keeps one URL.
-    let listen = agent.addr.to_string();
-    let url = agent.url("/");
+    let listen = addr.to_string();
+    let url = format!("http://{addr}/");
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -147,23 +147,23 @@ async fn no_acknowledged_event_is_lost_across_slow_output_and_restarts() {
 
     // A graceful restart.
     wait_done(&progress, 110).await;
-    assert!(blocking(|| agent.stop()).success());
-    let agent = blocking(|| HttpAgent::start(dir.path(), &agent_config(&listen), &output));
+    let dir = blocking(|| agent.stop()).assert_success().dir;
+    let (agent, _) = blocking(|| start(dir, &agent_config(&listen), &output));
 
     // A crash while the output is blocked.
     wait_done(&progress, 170).await;
     output.pause(true);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    blocking(|| {
+    let dir = blocking(|| {
         output.pause(false);
-        agent.kill()
+        agent.kill().dir
     });
-    let agent = blocking(|| HttpAgent::start(dir.path(), &agent_config(&listen), &output));
+    let (agent, _) = blocking(|| start(dir, &agent_config(&listen), &output));
 
     while let Some(result) = senders.join_next().await {
         result.unwrap();
     }
-    assert!(blocking(|| agent.stop()).success());
+    blocking(|| agent.stop()).assert_success();
 
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let lines = output.lines();

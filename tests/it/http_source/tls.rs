@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
-use super::{HttpAgent, Output, config, event, event_list};
+use super::{Output, config, event, event_list, start};
 
 const TOKEN: &str = "s3cret-token-for-tests";
 
@@ -70,15 +70,15 @@ async fn client_certificates_and_bearer_tokens_are_enforced() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let output = Output::default();
-    let agent = HttpAgent::start(
-        dir.path(),
+    let (agent, addr) = start(
+        dir,
         &config(
             r#"tls = { cert = "{dir}/server.crt", key = "{dir}/server.key", client_ca = "{dir}/ca.crt" }
 auth = { bearer_tokens_file = "{dir}/tokens" }"#,
         ),
         &output,
     );
-    let url = format!("https://{}/audit", agent.addr);
+    let url = format!("https://{}/audit", addr);
     let accepted = event("accepted");
     let body = event_list(&[&accepted]);
     let refused = event_list(&[event("refused")]);
@@ -103,7 +103,7 @@ auth = { bearer_tokens_file = "{dir}/tokens" }"#,
 
     let plain = reqwest::Client::new();
     let sent = plain
-        .post(format!("http://{}/audit", agent.addr))
+        .post(format!("http://{}/audit", addr))
         .body(refused.clone())
         .send()
         .await;
@@ -123,7 +123,7 @@ auth = { bearer_tokens_file = "{dir}/tokens" }"#,
     assert_eq!(response.status(), 401, "no token");
 
     let health = valid
-        .get(format!("https://{}/healthz", agent.addr))
+        .get(format!("https://{}/healthz", addr))
         .send()
         .await
         .unwrap();
@@ -142,7 +142,7 @@ auth = { bearer_tokens_file = "{dir}/tokens" }"#,
     assert_eq!(reply["events"], 1);
 
     assert!(output.wait_for(1, Duration::from_secs(30)));
-    assert!(agent.stop().success());
+    agent.stop().assert_success();
     assert_eq!(
         output.lines(),
         [accepted],
@@ -233,8 +233,8 @@ async fn idle_http2_connections_do_not_hold_the_connection_slots() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let output = Output::default();
-    let agent = HttpAgent::start(
-        dir.path(),
+    let (agent, addr) = start(
+        dir,
         &config(
             r#"tls = { cert = "{dir}/server.crt", key = "{dir}/server.key" }
 auth = { bearer_tokens_file = "{dir}/tokens" }
@@ -245,12 +245,12 @@ header_read_timeout = "1s""#,
     );
     let mut idle = Vec::new();
     for _ in 0..2 {
-        idle.push(preface_only(agent.addr, &pki.ca_pem).await);
+        idle.push(preface_only(addr, &pki.ca_pem).await);
     }
     // Both slots are taken; the request waits until the idle ones close.
     let accepted = event("after-idle");
     let response = client(&pki.ca_pem, None)
-        .post(format!("https://{}/audit", agent.addr))
+        .post(format!("https://{}/audit", addr))
         .bearer_auth(TOKEN)
         .header("content-type", "application/json")
         .body(event_list(&[&accepted]))
@@ -264,5 +264,5 @@ header_read_timeout = "1s""#,
         assert!(read.await.is_ok(), "an idle HTTP/2 connection stayed open");
     }
     assert!(output.wait_for(1, Duration::from_secs(30)));
-    assert!(agent.stop().success());
+    agent.stop().assert_success();
 }

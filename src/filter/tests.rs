@@ -1,13 +1,12 @@
 //! Unit tests of the DSL-based filters: each filter applied to one event,
 //! plus the load-time checks.
 
-use bytestring::ByteString;
-use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::{FilterConfig, FilterOutput};
 use crate::config::{ComponentTable, Section, SourceFile};
-use crate::event::{Ack, Event, Record, Tag};
+use crate::event::test_event;
+use crate::event::{Ack, Event, Tag};
 use crate::metrics::Metrics;
 use crate::pipeline::TagPattern;
 
@@ -30,8 +29,10 @@ fn config(toml_text: &str) -> Result<FilterConfig, String> {
 }
 
 fn event(tag: &str, json: &str) -> Event {
-    let record = Record::from_json(ByteString::from(json.to_owned())).expect("JSON object");
-    Event::new(Tag::new(tag), Utc::now(), record, Ack::none())
+    Event {
+        tag: Tag::new(tag),
+        ..test_event(json)
+    }
 }
 
 /// Events as (tag, record) pairs.
@@ -131,10 +132,12 @@ async fn split_children_share_the_parents_acknowledgement() {
     let filter = config("type = \"split\"\nfield = \"items\"").expect("valid");
     let mut filter = filter.build(Metrics::new().component("test"));
     let (ack, waiter) = Ack::batch();
-    let record =
-        Record::from_json(ByteString::from(r#"{"items":[{"a":1},{"a":2}]}"#)).expect("JSON");
     let mut out = FilterOutput::default();
-    filter.apply(Event::new(Tag::new("t"), Utc::now(), record, ack), &mut out);
+    let parent = Event {
+        ack,
+        ..test_event(r#"{"items":[{"a":1},{"a":2}]}"#)
+    };
+    filter.apply(parent, &mut out);
     let mut children = std::mem::take(&mut out.passed);
     assert_eq!(children.len(), 2);
     children.pop().expect("two children").ack.settle();

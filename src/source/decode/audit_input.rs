@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 
 use super::bad_line::{BadLine, BadLineKind};
-use super::decode::Decoded;
+use super::decoder::Decoded;
 use crate::audit::{
     AccessRecord, AccessRecordError, CompiledPolicy, Event as AuditEvent, LegacyJoiner, LegacyLine,
     Level, RequestInfo, Stage,

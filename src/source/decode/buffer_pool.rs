@@ -20,7 +20,7 @@ static POOL: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
 
 /// A buffer of at least `size` bytes: sizes the pool keeps are rounded up to
 /// a power of two, so that reads of slightly different sizes share buffers.
-pub(super) fn take(size: usize) -> Box<[u8]> {
+pub(crate) fn take(size: usize) -> Box<[u8]> {
     let Some(capacity) = pooled_capacity(size) else {
         return vec![0; size].into_boxed_slice();
     };
@@ -36,7 +36,7 @@ pub(super) fn take(size: usize) -> Box<[u8]> {
 
 /// Keeps a buffer for a later read, in place of the least recently kept
 /// one if the pool is full, so the pool follows the sizes in use.
-pub(super) fn recycle(buf: Box<[u8]>) {
+pub(crate) fn recycle(buf: Box<[u8]>) {
     if pooled_capacity(buf.len()) != Some(buf.len()) {
         return;
     }
@@ -56,7 +56,7 @@ fn pooled_capacity(size: usize) -> Option<usize> {
 
 /// The first `len` bytes of `buf`, shared by every slice cut from them; the
 /// buffer is recycled when the last slice is dropped.
-pub(super) fn into_bytes(buf: Box<[u8]>, len: usize) -> Bytes {
+pub(crate) fn into_bytes(buf: Box<[u8]>, len: usize) -> Bytes {
     Bytes::from_owner(Filled { buf, len })
 }
 

@@ -10,7 +10,6 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -101,37 +100,22 @@ impl DecodeShared {
         }
     }
 
-    /// Starts `count` decode threads taking jobs from the returned queue
-    /// in the order they were queued, so a job's predecessor in its file's
-    /// hand-off chain is always taken first. One thread per core keeps the
-    /// cores busy without crowding out the pipeline's own threads, which a
-    /// job per blocking-pool thread did. The threads end with the queue.
-    pub(super) fn start_workers(self: &Arc<Self>, count: usize) -> std::sync::mpsc::Sender<Work> {
-        let (queue, jobs) = std::sync::mpsc::channel::<Work>();
-        let jobs = Arc::new(Mutex::new(jobs));
-        for _ in 0..count.max(1) {
+    /// Starts `count` decode threads taking jobs in the order they were
+    /// queued, so a job's predecessor in its file's hand-off chain is always
+    /// taken first. One thread per core keeps the cores busy without
+    /// crowding out the pipeline's own threads, which a job per
+    /// blocking-pool thread did. A panicking job drops its reply and its
+    /// ack: the forwarder reports it and the batch counts as failed.
+    pub(super) fn start_workers(
+        self: &Arc<Self>,
+        count: usize,
+    ) -> std::io::Result<std::sync::mpsc::Sender<Work>> {
+        crate::worker_pool::start("tail-decode", count, || {
             let shared = Arc::clone(self);
-            let jobs = Arc::clone(&jobs);
-            let spawned = std::thread::Builder::new()
-                .name("tail-decode".into())
-                .spawn(move || {
-                    loop {
-                        let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                        let Ok((job, reply)) = next else { break };
-                        // A panicking job drops its reply and its ack: the
-                        // forwarder reports it and the batch counts as failed.
-                        if let Ok(batch) =
-                            std::panic::catch_unwind(AssertUnwindSafe(|| shared.run(job)))
-                        {
-                            let _ = reply.send(batch);
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "Could not start a decode thread.");
+            move |(job, reply): Work| {
+                let _ = reply.send(shared.run(job));
             }
-        }
-        queue
+        })
     }
 
     /// Reads, cuts and decodes one range: on a decode thread for stateless
