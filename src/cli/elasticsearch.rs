@@ -14,9 +14,7 @@ use clap::{Args, Subcommand};
 use super::UsageError;
 use crate::config::Config;
 use crate::output::OutputConfig;
-use crate::output::elasticsearch::setup::{
-    DEFAULT_RETENTION_DAYS, Options, SetupFailure, setup,
-};
+use crate::output::elasticsearch::setup::{DEFAULT_RETENTION_DAYS, Options, SetupFailure, setup};
 
 #[derive(Debug, Subcommand)]
 pub enum ElasticsearchCommand {

@@ -40,7 +40,8 @@ on_both_nodes!(
 /// An agent config with the `elasticsearch` output `name` on `endpoints`
 /// (quoted URLs).
 fn config(name: &str, endpoints: &str, extra: &str) -> String {
-    crate::elasticsearch::config(endpoints, extra).replace("name = \"es\"", &format!("name = \"{name}\""))
+    crate::elasticsearch::config(endpoints, extra)
+        .replace("name = \"es\"", &format!("name = \"{name}\""))
 }
 
 fn endpoint(node: &SearchServer) -> String {
@@ -52,8 +53,11 @@ fn endpoint(node: &SearchServer) -> String {
 fn setup(config: &str, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("auditrail.toml");
-    std::fs::write(&path, config.replace("{dir}", &dir.path().display().to_string()))
-        .expect("write config");
+    std::fs::write(
+        &path,
+        config.replace("{dir}", &dir.path().display().to_string()),
+    )
+    .expect("write config");
     auditrail()
         .args(["elasticsearch", "setup", "-c"])
         .arg(&path)
@@ -174,7 +178,11 @@ pub fn setup_installs_the_template_once_and_real_events_answer_term_queries(prod
 
     let events = unique_events();
     let agent = run(
-        &config("setup-main", &endpoint(node), r#"index = "it-setup-%Y.%m.%d""#),
+        &config(
+            "setup-main",
+            &endpoint(node),
+            r#"index = "it-setup-%Y.%m.%d""#,
+        ),
         &events.iter().map(|e| format!("{e}\n")).collect::<String>(),
     );
     assert_eq!(
@@ -206,7 +214,11 @@ pub fn setup_installs_the_template_once_and_real_events_answer_term_queries(prod
         ("verb", "/verb", json!("create")),
         ("verb", "/verb", json!("patch")),
         ("user.username", "/user/username", json!("kubernetes-admin")),
-        ("objectRef.namespace", "/objectRef/namespace", json!("kube-system")),
+        (
+            "objectRef.namespace",
+            "/objectRef/namespace",
+            json!("kube-system"),
+        ),
         ("responseStatus.code", "/responseStatus/code", json!(404)),
         ("responseStatus.code", "/responseStatus/code", json!(200)),
         (
@@ -219,7 +231,11 @@ pub fn setup_installs_the_template_once_and_real_events_answer_term_queries(prod
     ] {
         let want = holding(pointer, &value);
         assert!(want > 0, "{field} = {value} is in the data");
-        assert_eq!(node.count_term(index, field, value.clone()), want, "{field} = {value}");
+        assert_eq!(
+            node.count_term(index, field, value.clone()),
+            want,
+            "{field} = {value}"
+        );
     }
     // `ip`, not `keyword`: a network matches its addresses.
     assert_eq!(
@@ -253,9 +269,16 @@ pub fn a_data_stream_gets_a_data_stream_template(product: Product) {
     assert!(setup_ok(&config, &[]).ends_with(": unchanged\n"));
 
     let events = unique_events();
-    let agent = run(&config, &events.iter().map(|e| format!("{e}\n")).collect::<String>());
+    let agent = run(
+        &config,
+        &events.iter().map(|e| format!("{e}\n")).collect::<String>(),
+    );
     assert!(
-        !agent.dir.path().join("dead-letter/setup-stream.ndjson").exists(),
+        !agent
+            .dir
+            .path()
+            .join("dead-letter/setup-stream.ndjson")
+            .exists(),
         "no event is rejected"
     );
     let backing = node.ok("GET", &format!("/{stream}"), "");
@@ -311,7 +334,11 @@ pub fn a_template_the_server_refuses_fails_with_its_reason(product: Product) {
         r#"{"index_patterns":["it-refused-*"],"priority":200}"#,
     );
     let output = setup(
-        &config("setup-refused", &endpoint(node), r#"index = "it-refused-%Y.%m.%d""#),
+        &config(
+            "setup-refused",
+            &endpoint(node),
+            r#"index = "it-refused-%Y.%m.%d""#,
+        ),
         &[],
     );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -329,7 +356,11 @@ pub fn a_template_the_server_refuses_fails_with_its_reason(product: Product) {
         "{error}"
     );
     // What was done before the failure is reported.
-    assert!(stdout(&output).contains(&server_line(node)), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains(&server_line(node)),
+        "{}",
+        stdout(&output)
+    );
     let (status, _) = node.request("GET", "/_index_template/auditrail-setup-refused", None);
     assert_eq!(status, 404);
 }
@@ -370,7 +401,11 @@ fn setup_rejects_bad_configs_and_output_names_with_exit_code_2() {
     let endpoints = format!("\"http://127.0.0.1:{port}\"");
     let output = setup(&config("es", &endpoints, "concurrency = 0"), &[]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("`concurrency` goes from 1 to 64"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("`concurrency` goes from 1 to 64"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = setup(&config("es", &endpoints, ""), &["--output", "other"]);
     assert_eq!(output.status.code(), Some(2));
@@ -384,7 +419,11 @@ fn setup_rejects_bad_configs_and_output_names_with_exit_code_2() {
                  [[output]]\nname = \"out\"\ntype = \"stdout\"\nmatch = \"**\"\n";
     let output = setup(no_es, &[]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).ends_with("has no `elasticsearch` output\n"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).ends_with("has no `elasticsearch` output\n"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = setup(&config("es", &endpoints, r#"index = "%Y-audit""#), &[]);
     assert_eq!(output.status.code(), Some(2));

@@ -84,7 +84,7 @@ fn shipped(text: &str) -> Value {
 /// The index template for `server`, and a note when it had to leave
 /// something out. `lifecycle` names the ILM policy to attach (Elasticsearch;
 /// OpenSearch attaches ISM policies from the policy's `ism_template`).
-pub fn index_template(
+pub(super) fn index_template(
     server: Server,
     targets: &Targets,
     lifecycle: Option<&str>,
@@ -139,7 +139,7 @@ pub fn annotations_type(template: &Value) -> &str {
 /// The ILM policy body: delete `days` after the index was created (after
 /// its rollover, for a data stream's backing index, which rolls over daily
 /// or at 50 GB a primary shard).
-pub fn ilm_policy(version: Version, days: u32, targets: &Targets) -> Value {
+pub(super) fn ilm_policy(version: Version, days: u32, targets: &Targets) -> Value {
     let mut body = shipped(ILM_POLICY);
     let phases = &mut body["policy"]["phases"];
     phases["delete"]["min_age"] = json!(format!("{days}d"));
@@ -162,7 +162,7 @@ pub fn ilm_policy(version: Version, days: u32, targets: &Targets) -> Value {
 
 /// The ISM policy body: the same retention, attached to new indices
 /// matching the output's patterns through `ism_template`.
-pub fn ism_policy(days: u32, targets: &Targets) -> Value {
+pub(super) fn ism_policy(days: u32, targets: &Targets) -> Value {
     let mut body = shipped(ISM_POLICY);
     let policy = &mut body["policy"];
     policy["description"] = json!(format!(
@@ -194,7 +194,12 @@ mod tests {
 
     #[test]
     fn the_shipped_files_are_json() {
-        for text in [ELASTICSEARCH_TEMPLATE, OPENSEARCH_TEMPLATE, ILM_POLICY, ISM_POLICY] {
+        for text in [
+            ELASTICSEARCH_TEMPLATE,
+            OPENSEARCH_TEMPLATE,
+            ILM_POLICY,
+            ISM_POLICY,
+        ] {
             assert!(serde_json::from_str::<Value>(text).is_ok());
         }
     }
@@ -283,7 +288,10 @@ mod tests {
             policy["states"][0]["transitions"][0]["conditions"]["min_index_age"],
             "7d"
         );
-        assert_eq!(policy["ism_template"][0]["index_patterns"], json!(["kube-audit-*"]));
+        assert_eq!(
+            policy["ism_template"][0]["index_patterns"],
+            json!(["kube-audit-*"])
+        );
         let ism = ism_policy(30, &stream);
         assert_eq!(
             ism["policy"]["states"][0]["actions"][0]["rollover"]["min_index_age"],

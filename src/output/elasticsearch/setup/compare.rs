@@ -9,16 +9,17 @@
 use serde_json::{Map, Value};
 
 /// Whether `actual` holds everything `wanted` says.
-pub fn contains(actual: &Value, wanted: &Value) -> bool {
+pub(super) fn contains(actual: &Value, wanted: &Value) -> bool {
     match (actual, wanted) {
-        (Value::Object(actual), Value::Object(wanted)) => wanted.iter().all(|(key, want)| {
-            actual
-                .get(key)
-                .is_some_and(|have| contains(have, want))
-        }),
+        (Value::Object(actual), Value::Object(wanted)) => wanted
+            .iter()
+            .all(|(key, want)| actual.get(key).is_some_and(|have| contains(have, want))),
         (Value::Array(actual), Value::Array(wanted)) => {
             actual.len() == wanted.len()
-                && actual.iter().zip(wanted).all(|(have, want)| contains(have, want))
+                && actual
+                    .iter()
+                    .zip(wanted)
+                    .all(|(have, want)| contains(have, want))
         }
         (Value::Object(_) | Value::Array(_), _) | (_, Value::Object(_) | Value::Array(_)) => false,
         (have, want) => scalar_text(have) == scalar_text(want),
@@ -37,7 +38,7 @@ fn scalar_text(value: &Value) -> Option<String> {
 /// Index settings as dotted names: `{"index": {"codec": "x"}}` and
 /// `{"index.codec": "x"}` both become `index.codec = "x"`, and a name
 /// without the `index.` prefix gets it, as the server adds it.
-pub fn flat_settings(settings: &Value) -> Value {
+pub(super) fn flat_settings(settings: &Value) -> Value {
     fn walk(prefix: &str, value: &Value, out: &mut Map<String, Value>) {
         match value {
             Value::Object(map) => {
@@ -90,7 +91,8 @@ mod tests {
 
     #[test]
     fn nested_and_dotted_settings_flatten_alike() {
-        let sent = json!({"index.codec": "best_compression", "index.mapping.total_fields.limit": 1000});
+        let sent =
+            json!({"index.codec": "best_compression", "index.mapping.total_fields.limit": 1000});
         let stored = json!({"index": {"codec": "best_compression",
             "mapping": {"total_fields": {"limit": "1000"}}}});
         assert!(contains(&flat_settings(&stored), &flat_settings(&sent)));

@@ -239,7 +239,10 @@ async fn ism_step(
     };
     let (query, outcome) = match &existing {
         Some(existing) if compare::contains(&existing["policy"], &wanted["policy"]) => {
-            return Ok((format!("{what}: {}", Outcome::Unchanged), Outcome::Unchanged));
+            return Ok((
+                format!("{what}: {}", Outcome::Unchanged),
+                Outcome::Unchanged,
+            ));
         }
         Some(existing) => (
             vec![
@@ -297,8 +300,8 @@ impl Api {
         let settings = config
             .client_settings()
             .map_err(|e| SetupFailure::Server(crate::error_chain(&e)))?;
-        let client =
-            build_client(&settings, name).map_err(|e| SetupFailure::Server(crate::error_chain(&e)))?;
+        let client = build_client(&settings, name)
+            .map_err(|e| SetupFailure::Server(crate::error_chain(&e)))?;
         let mut failures = Vec::new();
         for endpoint in &config.endpoints {
             let base = crate::output::net::check_url(endpoint).map_err(SetupFailure::Config)?;

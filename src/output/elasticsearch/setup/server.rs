@@ -70,13 +70,13 @@ impl fmt::Display for Server {
 }
 
 /// The header Elasticsearch (7.14 and later) puts on every answer.
-pub const PRODUCT_HEADER: &str = "x-elastic-product";
+pub(super) const PRODUCT_HEADER: &str = "x-elastic-product";
 
 /// The server that answered `GET /_nodes/_local/none`: `product` is its
 /// `X-Elastic-Product` header. Elasticsearch sends that header (7.14 on)
 /// and a `build_flavor` (`default`, `oss`) in node info; OpenSearch
 /// sends neither.
-pub fn from_node_info(answer: &Value, product: Option<&str>) -> Result<Server, String> {
+pub(super) fn from_node_info(answer: &Value, product: Option<&str>) -> Result<Server, String> {
     let node = answer
         .get("nodes")
         .and_then(Value::as_object)
@@ -101,7 +101,7 @@ pub fn from_node_info(answer: &Value, product: Option<&str>) -> Result<Server, S
 
 /// The server that answered `GET /`: OpenSearch says
 /// `version.distribution: "opensearch"`.
-pub fn from_root(answer: &Value) -> Result<Server, String> {
+pub(super) fn from_root(answer: &Value) -> Result<Server, String> {
     let version = answer
         .get("version")
         .ok_or("the answer to `GET /` has no `version`")?;
@@ -166,10 +166,7 @@ mod tests {
     #[test]
     fn the_root_answer_tells_opensearch_by_its_distribution() {
         let open = json!({"version": {"distribution": "opensearch", "number": "1.3.20"}});
-        assert_eq!(
-            from_root(&open).unwrap().to_string(),
-            "OpenSearch 1.3.20"
-        );
+        assert_eq!(from_root(&open).unwrap().to_string(), "OpenSearch 1.3.20");
         let elastic = json!({"version": {"number": "7.17.28", "build_flavor": "default"}});
         assert_eq!(
             from_root(&elastic).unwrap().to_string(),
