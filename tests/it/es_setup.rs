@@ -14,9 +14,9 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::search_scenarios::{dead_letters, key, run, webhook_events};
+use crate::search_scenarios::{key, run, webhook_events};
 use crate::servers::{Product, SearchServer, shared};
-use crate::support::auditrail;
+use crate::support::{auditrail, data};
 
 /// One `#[test]` per product for each scenario.
 macro_rules! on_both_nodes {
@@ -33,6 +33,7 @@ macro_rules! on_both_nodes {
 on_both_nodes!(
     setup_installs_the_template_once_and_real_events_answer_term_queries,
     a_data_stream_gets_a_data_stream_template,
+    every_event_in_the_test_data_indexes_with_no_rejection,
     a_changed_template_is_updated,
     a_template_the_server_refuses_fails_with_its_reason,
 );
@@ -191,7 +192,6 @@ pub fn setup_installs_the_template_once_and_real_events_answer_term_queries(prod
         "",
         "no event is rejected"
     );
-    assert!(dead_letters(agent.dir.path()).is_empty());
     let index = "it-setup-*";
     assert_eq!(node.count_all(index), events.len() as u64);
     let mapping = node.ok("GET", "/it-setup-*/_mapping", "");
@@ -242,6 +242,92 @@ pub fn setup_installs_the_template_once_and_real_events_answer_term_queries(prod
         node.count_term(index, "sourceIPs", "127.0.0.0/8"),
         holding("/sourceIPs", &json!("127.0.0.1"))
     );
+}
+
+/// Every audit event in `tests/data`: the real kube-apiserver captures
+/// (audit logs and webhook posts of both runs) and the real events of other
+/// projects (audit2rbac's `v1beta1`, Falco's, OpenShift's, the Kubernetes
+/// docs' `v1alpha1` EventList), bodies included.
+fn every_test_event() -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut lines_of = |path: &str| {
+        let text = std::fs::read_to_string(data(path)).expect("test data");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            events.push(serde_json::from_str::<Value>(line).expect("an event"));
+        }
+    };
+    for path in [
+        "audit-sample.jsonl",
+        "netout/real-apiserver-audit-300.log",
+        "fixtures/real-apiserver/run1-batch/audit/audit.log",
+        "fixtures/real-apiserver/run2-blocking/audit/audit.log",
+        "fixtures/events/audit2rbac-demo-full-v1beta1.jsonl",
+        "fixtures/events/audit2rbac-demo-v1.jsonl",
+        "fixtures/events/falco-k8s-audit-trace-files.jsonl",
+        "fixtures/events/openshift-clo-apiaudit-in-v1.jsonl",
+        "fixtures/events/openshift-clo-logsamples-v1.jsonl",
+    ] {
+        lines_of(path);
+    }
+    let mut items_of = |list: &Value| {
+        events.extend(
+            list["items"]
+                .as_array()
+                .expect("an EventList")
+                .iter()
+                .cloned(),
+        );
+    };
+    for path in [
+        "webhook/built-audit2rbac-v1beta1-batch400.json",
+        "webhook/built-openshift-clo-v1-batch100.json",
+        "webhook/built-openshift-clo-v1-blocking-single.json",
+        "webhook/k8s-website-docs-eventlist-v1alpha1.json",
+    ] {
+        let text = std::fs::read_to_string(data(path)).expect("test data");
+        items_of(&serde_json::from_str(&text).expect("an EventList"));
+    }
+    for path in [
+        "real-apiserver/run1-batch/webhook-posts.jsonl",
+        "real-apiserver/run2-blocking/webhook-posts.jsonl",
+    ] {
+        let text = std::fs::read_to_string(data(path)).expect("test data");
+        for post in text.lines() {
+            let post: Value = serde_json::from_str(post).expect("a post");
+            items_of(
+                &serde_json::from_str(post["body"].as_str().expect("a body"))
+                    .expect("an EventList"),
+            );
+        }
+    }
+    events
+}
+
+/// Under the template setup installs, every event of the test data is
+/// indexed: none rejected, each once (copies of one event in several
+/// captures answer 409 and count as delivered).
+pub fn every_event_in_the_test_data_indexes_with_no_rejection(product: Product) {
+    let node = shared(product);
+    let config = config("setup-every", &endpoint(node), r#"index = "it-every-%Y""#);
+    assert!(setup_ok(&config, &[]).ends_with(": created\n"));
+    let events = every_test_event();
+    let unique: HashSet<String> = events.iter().map(key).collect();
+    assert!(
+        events.len() > 4000 && unique.len() > 2400,
+        "{} events",
+        events.len()
+    );
+    let agent = run(
+        &config,
+        &events.iter().map(|e| format!("{e}\n")).collect::<String>(),
+    );
+    assert_eq!(
+        std::fs::read_to_string(agent.dir.path().join("dead-letter/setup-every.ndjson"))
+            .unwrap_or_default(),
+        "",
+        "no event is rejected"
+    );
+    assert_eq!(node.count_all("it-every-*"), unique.len() as u64);
 }
 
 /// `data_stream = ...`: the template is a data stream's (`data_stream: {}`,
