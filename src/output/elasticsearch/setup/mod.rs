@@ -8,23 +8,22 @@
 //! (the API answers "no handler") gets the template alone, and the policy
 //! step says why it was skipped. The agent's `run` never calls this.
 
+mod api;
 mod assets;
 mod compare;
 mod server;
 
 use std::fmt;
 
-use reqwest::{Method, StatusCode, Url};
+use reqwest::Method;
 use serde_json::Value;
 
 pub use assets::{Targets, annotations_type};
 pub use server::{Flavor, Server, Version};
 
+use self::api::Api;
 use super::ElasticsearchConfig;
 use super::index::apply_index_rules;
-use crate::output::net::auth::{Auth, with_auth};
-use crate::output::net::client::build_client;
-use crate::output::net::response::{describe_status, transport_error};
 
 /// Days an index is kept when `--retention-days` is not given.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
@@ -94,46 +93,83 @@ pub async fn setup(
         (Outcome::Skipped(_), _) | (_, Flavor::OpenSearch) => None,
         _ => Some(object_name.as_str()),
     };
+    report(template_step(&api, &object_name, &targets, attach).await?);
+    Ok(())
+}
+
+/// The index template: `GET`, then `PUT` when missing or different.
+async fn template_step(
+    api: &Api,
+    name: &str,
+    targets: &Targets,
+    lifecycle: Option<&str>,
+) -> Result<String, SetupFailure> {
     let (template, note) =
-        assets::index_template(server, &targets, attach).map_err(SetupFailure::Server)?;
+        assets::index_template(api.server, targets, lifecycle).map_err(SetupFailure::Server)?;
+    let stream = if targets.data_stream {
+        ", data stream"
+    } else {
+        ""
+    };
     let what = format!(
-        "index template {object_name} ({}{}, {})",
+        "index template {name} ({}{stream}, {})",
         targets.patterns.join(", "),
-        if targets.data_stream {
-            ", data stream"
-        } else {
-            ""
-        },
         annotations_type(&template)
     );
-    let path = ["_index_template", object_name.as_str()];
+    let path = ["_index_template", name];
     let answer = api.send(Method::GET, &path, &[], None).await?;
-    let existing = match answer.status.as_u16() {
-        200 => Some(answer.json()["index_templates"][0]["index_template"].clone()),
-        404 => None,
+    let found = match answer.status.as_u16() {
+        200 => {
+            let existing = &answer.json()["index_templates"][0]["index_template"];
+            Found::new(compare::contains(
+                &comparable(existing),
+                &comparable(&template),
+            ))
+        }
+        404 => Found::Missing,
         _ => return Err(api.refused(&what, "GET", &path, &answer)),
     };
-    let outcome = match existing {
-        Some(existing) if compare::contains(&comparable(&existing), &comparable(&template)) => {
-            Outcome::Unchanged
-        }
-        existing => {
-            let answer = api.send(Method::PUT, &path, &[], Some(&template)).await?;
-            if !answer.status.is_success() {
-                return Err(api.refused(&what, "PUT", &path, &answer));
-            }
-            if existing.is_some() {
-                Outcome::Updated
-            } else {
-                Outcome::Created
-            }
-        }
-    };
-    report(match note {
+    let outcome = write(api, &what, &path, &[], found, &template).await?;
+    Ok(match note {
         Some(note) => format!("{what}: {outcome} ({note})"),
         None => format!("{what}: {outcome}"),
-    });
-    Ok(())
+    })
+}
+
+/// What a `GET` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    Missing,
+    Same,
+    Different,
+}
+
+impl Found {
+    fn new(same: bool) -> Self {
+        if same { Self::Same } else { Self::Different }
+    }
+}
+
+/// `PUT`s `body` unless what is there is the same already.
+async fn write(
+    api: &Api,
+    what: &str,
+    path: &[&str],
+    query: &[(&str, String)],
+    found: Found,
+    body: &Value,
+) -> Result<Outcome, SetupFailure> {
+    if found == Found::Same {
+        return Ok(Outcome::Unchanged);
+    }
+    let answer = api.send(Method::PUT, path, query, Some(body)).await?;
+    if !answer.status.is_success() {
+        return Err(api.refused(what, "PUT", path, &answer));
+    }
+    Ok(match found {
+        Found::Missing => Outcome::Created,
+        _ => Outcome::Updated,
+    })
 }
 
 /// A template with its settings as dotted names, as [`compare`] wants.
@@ -146,10 +182,28 @@ fn comparable(template: &Value) -> Value {
     template
 }
 
-/// An API that is not there: "no handler found for uri …" (400),
-/// "Incorrect HTTP method" (405), or a 404 that is no error of the API's.
-fn api_missing(answer: &Answer) -> bool {
-    matches!(answer.status.as_u16(), 400 | 404 | 405) && !answer.json()["error"].is_object()
+/// A lifecycle policy's `GET`: its answer when there is one, `None` when
+/// there is none yet, or `Err(reason)` when the cluster has no such API
+/// ("no handler found for uri …" (400), "Incorrect HTTP method" (405), or a
+/// 404 that is no error of the API's).
+async fn get_policy(
+    api: &Api,
+    what: &str,
+    path: &[&str],
+    plugin: &str,
+) -> Result<Result<Option<Value>, String>, SetupFailure> {
+    let answer = api.send(Method::GET, path, &[], None).await?;
+    let json = answer.json();
+    Ok(match answer.status.as_u16() {
+        200 => Ok(Some(json)),
+        400 | 404 | 405 if !json["error"].is_object() => Err(format!(
+            "this cluster has no {plugin}: GET /{} answered {}",
+            path.join("/"),
+            answer.reason()
+        )),
+        404 => Ok(None),
+        _ => return Err(api.refused(what, "GET", path, &answer)),
+    })
 }
 
 /// Why no lifecycle policy goes onto a single index.
@@ -175,35 +229,16 @@ async fn ilm_step(
     }
     let wanted = assets::ilm_policy(api.server.version, days, targets);
     let path = ["_ilm", "policy", name];
-    let answer = api.send(Method::GET, &path, &[], None).await?;
-    let existing = match answer.status.as_u16() {
-        200 => Some(answer.json()[name]["policy"].clone()),
-        _ if api_missing(&answer) => {
-            let reason = format!(
-                "this cluster has no ILM (index lifecycle management, part of Elasticsearch's \
-                 default distribution): GET /{} answered {}",
-                path.join("/"),
-                answer.reason()
-            );
-            return Ok(skipped(what, reason));
-        }
-        404 => None,
-        _ => return Err(api.refused(&what, "GET", &path, &answer)),
+    let plugin = "ILM (index lifecycle management, part of Elasticsearch's default distribution)";
+    let found = match get_policy(api, &what, &path, plugin).await? {
+        Err(reason) => return Ok(skipped(what, reason)),
+        Ok(None) => Found::Missing,
+        Ok(Some(answer)) => Found::new(compare::contains(
+            &answer[name]["policy"],
+            &wanted["policy"],
+        )),
     };
-    let outcome = match existing {
-        Some(existing) if compare::contains(&existing, &wanted["policy"]) => Outcome::Unchanged,
-        existing => {
-            let answer = api.send(Method::PUT, &path, &[], Some(&wanted)).await?;
-            if !answer.status.is_success() {
-                return Err(api.refused(&what, "PUT", &path, &answer));
-            }
-            if existing.is_some() {
-                Outcome::Updated
-            } else {
-                Outcome::Created
-            }
-        }
-    };
+    let outcome = write(api, &what, &path, &[], found, &wanted).await?;
     Ok((format!("{what}: {outcome}"), outcome))
 }
 
@@ -222,200 +257,23 @@ async fn ism_step(
     }
     let wanted = assets::ism_policy(days, targets);
     let path = ["_plugins", "_ism", "policies", name];
-    let answer = api.send(Method::GET, &path, &[], None).await?;
-    let existing = match answer.status.as_u16() {
-        200 => Some(answer.json()),
-        _ if api_missing(&answer) => {
-            let reason = format!(
-                "this cluster has no ISM (the opensearch-index-management plugin): \
-                 GET /{} answered {}",
-                path.join("/"),
-                answer.reason()
-            );
-            return Ok(skipped(what, reason));
-        }
-        404 => None,
-        _ => return Err(api.refused(&what, "GET", &path, &answer)),
-    };
-    let (query, outcome) = match &existing {
-        Some(existing) if compare::contains(&existing["policy"], &wanted["policy"]) => {
-            return Ok((
-                format!("{what}: {}", Outcome::Unchanged),
-                Outcome::Unchanged,
-            ));
-        }
-        Some(existing) => (
+    let plugin = "ISM (the opensearch-index-management plugin)";
+    let (found, query) = match get_policy(api, &what, &path, plugin).await? {
+        Err(reason) => return Ok(skipped(what, reason)),
+        Ok(None) => (Found::Missing, Vec::new()),
+        Ok(Some(answer)) => (
+            Found::new(compare::contains(&answer["policy"], &wanted["policy"])),
             vec![
-                ("if_seq_no", existing["_seq_no"].to_string()),
-                ("if_primary_term", existing["_primary_term"].to_string()),
+                ("if_seq_no", answer["_seq_no"].to_string()),
+                ("if_primary_term", answer["_primary_term"].to_string()),
             ],
-            Outcome::Updated,
         ),
-        None => (Vec::new(), Outcome::Created),
     };
-    let answer = api.send(Method::PUT, &path, &query, Some(&wanted)).await?;
-    if !answer.status.is_success() {
-        return Err(api.refused(&what, "PUT", &path, &answer));
-    }
+    let outcome = write(api, &what, &path, &query, found, &wanted).await?;
     Ok((format!("{what}: {outcome}"), outcome))
 }
 
 fn skipped(what: String, reason: String) -> (String, Outcome) {
     let outcome = Outcome::Skipped(reason);
     (format!("{what}: {outcome}"), outcome)
-}
-
-/// One endpoint of the output, with its client and credentials, and the
-/// server found there.
-struct Api {
-    client: reqwest::Client,
-    auth: Auth,
-    /// As the config writes it, for the report.
-    endpoint: String,
-    base: Url,
-    server: Server,
-}
-
-/// A server's answer.
-struct Answer {
-    status: StatusCode,
-    product: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// `HTTP 400 Bad Request: illegal_argument_exception: …`.
-    fn reason(&self) -> String {
-        describe_status(self.status, &self.body)
-    }
-}
-
-impl Api {
-    /// The first endpoint that answers, and what server it is.
-    async fn connect(name: &str, config: &ElasticsearchConfig) -> Result<Self, SetupFailure> {
-        let settings = config
-            .client_settings()
-            .map_err(|e| SetupFailure::Server(crate::error_chain(&e)))?;
-        let client = build_client(&settings, name)
-            .map_err(|e| SetupFailure::Server(crate::error_chain(&e)))?;
-        let mut failures = Vec::new();
-        for endpoint in &config.endpoints {
-            let base = crate::output::net::check_url(endpoint).map_err(SetupFailure::Config)?;
-            let mut api = Self {
-                client: client.clone(),
-                auth: settings.auth.clone(),
-                endpoint: endpoint.clone(),
-                base,
-                server: Server {
-                    flavor: Flavor::Elasticsearch,
-                    version: Version::new(0, 0, 0),
-                },
-            };
-            match api.detect().await {
-                Ok(server) => {
-                    api.server = server;
-                    return Ok(api);
-                }
-                Err(Detect::Unreachable(reason)) => failures.push(format!("{endpoint}: {reason}")),
-                Err(Detect::Failed(reason)) => {
-                    return Err(SetupFailure::Server(format!("{endpoint}: {reason}")));
-                }
-            }
-        }
-        Err(SetupFailure::Server(format!(
-            "no endpoint answered: {}",
-            failures.join("; ")
-        )))
-    }
-
-    /// Flavor and version from node info, else from `GET /`.
-    async fn detect(&self) -> Result<Server, Detect> {
-        let path = ["_nodes", "_local", "none"];
-        let info = self
-            .send(Method::GET, &path, &[], None)
-            .await
-            .map_err(|e| Detect::Unreachable(e.to_string()))?;
-        if info.status.is_success() {
-            return server::from_node_info(&info.json(), info.product.as_deref())
-                .map_err(|e| Detect::Failed(format!("GET /_nodes/_local/none: {e}")));
-        }
-        let root = self
-            .send(Method::GET, &[], &[], None)
-            .await
-            .map_err(|e| Detect::Unreachable(e.to_string()))?;
-        if root.status.is_success() {
-            return server::from_root(&root.json())
-                .map_err(|e| Detect::Failed(format!("GET /: {e}")));
-        }
-        Err(Detect::Failed(format!(
-            "cannot tell which server this is: GET /_nodes/_local/none answered {}, GET / answered {}",
-            info.reason(),
-            root.reason()
-        )))
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &[&str],
-        query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> Result<Answer, SetupFailure> {
-        let mut url = self.base.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend(path);
-        }
-        if !query.is_empty() {
-            url.query_pairs_mut()
-                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
-        }
-        let mut request = with_auth(self.client.request(method.clone(), url), &self.auth);
-        if let Some(body) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        let fail = |e: &reqwest::Error| {
-            SetupFailure::Server(format!(
-                "{method} /{}: {}",
-                path.join("/"),
-                transport_error(e)
-            ))
-        };
-        let response = request.send().await.map_err(|e| fail(&e))?;
-        let status = response.status();
-        let product = response
-            .headers()
-            .get(server::PRODUCT_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.bytes().await.map_err(|e| fail(&e))?.to_vec();
-        Ok(Answer {
-            status,
-            product,
-            body,
-        })
-    }
-
-    /// A step the server refused, with its own reason.
-    fn refused(&self, what: &str, method: &str, path: &[&str], answer: &Answer) -> SetupFailure {
-        SetupFailure::Server(format!(
-            "{what}: {method} {}/{} answered {}",
-            self.base.as_str().trim_end_matches('/'),
-            path.join("/"),
-            answer.reason()
-        ))
-    }
-}
-
-/// Why an endpoint could not be identified: unreachable ones are skipped
-/// for the next endpoint; a server that answers but cannot be identified
-/// stops setup.
-enum Detect {
-    Unreachable(String),
-    Failed(String),
 }
