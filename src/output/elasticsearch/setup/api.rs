@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use super::SetupFailure;
-use super::server::{self, Flavor, Server, Version};
+use super::server::{self, Server};
 use crate::output::elasticsearch::ElasticsearchConfig;
 use crate::output::net::auth::{Auth, with_auth};
 use crate::output::net::client::build_client;
@@ -15,12 +15,17 @@ use crate::output::net::response::{describe_status, transport_error};
 /// One endpoint of the output, with its client and credentials, and the
 /// server found there.
 pub(super) struct Api {
-    client: reqwest::Client,
-    auth: Auth,
+    link: Link,
     /// As the config writes it, for the report.
     pub(super) endpoint: String,
-    base: Url,
     pub(super) server: Server,
+}
+
+/// The client, credentials and base URL requests go out with.
+struct Link {
+    client: reqwest::Client,
+    auth: Auth,
+    base: Url,
 }
 
 /// A server's answer.
@@ -55,20 +60,18 @@ impl Api {
         let mut failures = Vec::new();
         for endpoint in &config.endpoints {
             let base = crate::output::net::check_url(endpoint).map_err(SetupFailure::Config)?;
-            let mut api = Self {
+            let link = Link {
                 client: client.clone(),
                 auth: settings.auth.clone(),
-                endpoint: endpoint.clone(),
                 base,
-                server: Server {
-                    flavor: Flavor::Elasticsearch,
-                    version: Version::new(0, 0, 0),
-                },
             };
-            match api.detect().await {
+            match link.detect().await {
                 Ok(server) => {
-                    api.server = server;
-                    return Ok(api);
+                    return Ok(Self {
+                        link,
+                        endpoint: endpoint.clone(),
+                        server,
+                    });
                 }
                 Err(Detect::Unreachable(reason)) => failures.push(format!("{endpoint}: {reason}")),
                 Err(Detect::Failed(reason)) => {
@@ -82,6 +85,34 @@ impl Api {
         )))
     }
 
+    pub(super) async fn send(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Answer, SetupFailure> {
+        self.link.send(method, path, query, body).await
+    }
+
+    /// A step the server refused, with its own reason.
+    pub(super) fn refused(
+        &self,
+        what: &str,
+        method: &str,
+        path: &[&str],
+        answer: &Answer,
+    ) -> SetupFailure {
+        SetupFailure::Server(format!(
+            "{what}: {method} {}/{} answered {}",
+            self.link.base.as_str().trim_end_matches('/'),
+            path.join("/"),
+            answer.reason()
+        ))
+    }
+}
+
+impl Link {
     /// Flavor and version from node info, else from `GET /`.
     async fn detect(&self) -> Result<Server, Detect> {
         let path = ["_nodes", "_local", "none"];
@@ -108,7 +139,7 @@ impl Api {
         )))
     }
 
-    pub(super) async fn send(
+    async fn send(
         &self,
         method: Method,
         path: &[&str],
@@ -149,22 +180,6 @@ impl Api {
             product,
             body,
         })
-    }
-
-    /// A step the server refused, with its own reason.
-    pub(super) fn refused(
-        &self,
-        what: &str,
-        method: &str,
-        path: &[&str],
-        answer: &Answer,
-    ) -> SetupFailure {
-        SetupFailure::Server(format!(
-            "{what}: {method} {}/{} answered {}",
-            self.base.as_str().trim_end_matches('/'),
-            path.join("/"),
-            answer.reason()
-        ))
     }
 }
 
