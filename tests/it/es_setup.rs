@@ -535,12 +535,12 @@ fn setup_rejects_bad_configs_and_output_names_with_exit_code_2() {
 /// numbers, and its 409 on an update without them). Only what a real node
 /// cannot do is emulated here.
 mod emulated {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     use std::sync::{Arc, Mutex};
 
     use axum::body::Bytes;
     use axum::extract::State;
-    use axum::http::{Method, StatusCode, Uri};
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
     use axum::response::{IntoResponse, Response};
     use serde_json::{Map, Value, json};
 
@@ -553,6 +553,8 @@ mod emulated {
         objects: HashMap<String, (Value, u64)>,
         /// Every PUT, in order.
         puts: Vec<String>,
+        /// The `Authorization` header of every request.
+        authorizations: Vec<String>,
         next_seq: u64,
     }
 
@@ -610,6 +612,12 @@ mod emulated {
         fn puts(&self) -> Vec<String> {
             self.cluster.stored.lock().unwrap().puts.clone()
         }
+
+        /// The distinct `Authorization` headers received.
+        fn authorizations(&self) -> HashSet<String> {
+            let stored = self.cluster.stored.lock().unwrap();
+            stored.authorizations.iter().cloned().collect()
+        }
     }
 
     fn error(status: u16, kind: &str, reason: &str) -> Response {
@@ -649,6 +657,7 @@ mod emulated {
         State(cluster): State<Arc<Cluster>>,
         method: Method,
         uri: Uri,
+        headers: HeaderMap,
         body: Bytes,
     ) -> Response {
         let path = uri.path().to_owned();
@@ -656,6 +665,13 @@ mod emulated {
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let elastic = cluster.product == Product::Elasticsearch;
         let mut stored = cluster.stored.lock().unwrap();
+        stored.authorizations.push(
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_owned(),
+        );
         let existing = stored.objects.get(&path).cloned();
         let name = path.rsplit('/').next().unwrap_or("").to_owned();
         match (method.as_str(), path.as_str()) {
@@ -762,7 +778,11 @@ mod emulated {
     #[test]
     fn an_ilm_policy_is_created_attached_to_the_template_and_kept() {
         let cluster = Emulated::start(Product::Elasticsearch);
-        let config = config("es", &cluster.endpoint(), r#"index = "audit-%Y.%m.%d""#);
+        let config = config(
+            "es",
+            &cluster.endpoint(),
+            "index = \"audit-%Y.%m.%d\"\nauth = { api_key = \"a2V5OnNlY3JldA==\" }",
+        );
         let policy = "lifecycle policy auditrail-es (ILM, delete 7 days after creation)";
         let template = "index template auditrail-es (audit-*, flattened)";
         assert_eq!(
@@ -788,6 +808,11 @@ mod emulated {
             "es: {policy}: unchanged\nes: {template}: unchanged\n"
         )));
         assert_eq!(cluster.puts().len(), 2, "the second run writes nothing");
+        assert_eq!(
+            cluster.authorizations(),
+            HashSet::from(["ApiKey a2V5OnNlY3JldA==".to_owned()]),
+            "every request carries the output's credentials"
+        );
 
         let longer = setup_ok(&config, &["--retention-days", "10"]);
         assert!(
@@ -831,7 +856,9 @@ mod emulated {
         let config = config(
             "os",
             &cluster.endpoint(),
-            &format!("data_stream = \"{stream}\""),
+            &format!(
+                "data_stream = \"{stream}\"\nauth = {{ user = \"auditrail\", password = \"s3cret\" }}"
+            ),
         );
         let policy = "lifecycle policy auditrail-os (ISM, delete 30 days after creation)";
         let template = format!("index template auditrail-os ({stream}, data stream, flat_object)");
@@ -867,6 +894,12 @@ mod emulated {
             "os: {policy}: unchanged\nos: {template}: unchanged\n"
         )));
         assert_eq!(cluster.puts().len(), 2, "the second run writes nothing");
+        // Basic auth: base64 of `auditrail:s3cret`.
+        assert_eq!(
+            cluster.authorizations(),
+            HashSet::from(["Basic YXVkaXRyYWlsOnMzY3JldA==".to_owned()]),
+            "every request carries the output's credentials"
+        );
 
         let shorter = setup_ok(&config, &["--retention-days", "3"]);
         assert!(
