@@ -915,6 +915,41 @@ mod emulated {
         );
     }
 
+    /// Every `elasticsearch` output is set up in turn: one whose cluster is
+    /// down does not stop the next (exit 1 at the end); `--output` picks one.
+    #[test]
+    fn each_output_is_set_up_and_a_failing_one_does_not_stop_the_next() {
+        let cluster = Emulated::start(Product::Elasticsearch);
+        let dead = format!("\"http://127.0.0.1:{}\"", super::closed_port());
+        let two = format!(
+            "{}\n[[output]]\nname = \"live\"\ntype = \"elasticsearch\"\nmatch = \"**\"\n\
+             endpoints = [{}]\n",
+            config("down", &dead, ""),
+            cluster.endpoint()
+        );
+        let output = setup(&two, &[]);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with("error: output `down`: no endpoint answered:"),
+            "{stderr}"
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.ends_with(
+                "live: index template auditrail-live (kube-audit-*, flattened): created\n"
+            ),
+            "{stdout}"
+        );
+
+        let output = setup(&two, &["--output", "live"]);
+        assert_eq!(output.status.code(), Some(0));
+        assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.lines().all(|l| l.starts_with("live: ")), "{stdout}");
+        assert!(stdout.ends_with(": unchanged\n"), "{stdout}");
+    }
+
     /// A server that answers node info with an error and `GET /` too:
     /// exit 1 with both answers.
     #[test]
