@@ -844,6 +844,29 @@ mod emulated {
                 .get("index.lifecycle.name")
                 .is_none()
         );
+
+        let stream = config.replace("index = \"audit-%Y.%m.%d\"", "data_stream = \"logs-a-b\"");
+        let out = setup_ok(&stream, &[]);
+        assert!(
+            out.ends_with(
+                "es: lifecycle policy auditrail-es (ILM, delete 30 days after rollover): updated\n\
+                 es: index template auditrail-es (logs-a-b, data stream, flattened): updated\n"
+            ),
+            "{out}"
+        );
+        let phases = &cluster.stored("/_ilm/policy/auditrail-es")["policy"]["phases"];
+        assert_eq!(
+            phases["hot"]["actions"]["rollover"],
+            json!({"max_age": "1d", "max_primary_shard_size": "50gb"})
+        );
+        assert_eq!(phases["delete"]["min_age"], "30d");
+        let installed = cluster.stored("/_index_template/auditrail-es");
+        assert_eq!(installed["data_stream"], json!({}));
+        assert_eq!(
+            installed["template"]["settings"]["index.lifecycle.name"],
+            "auditrail-es"
+        );
+        assert!(setup_ok(&stream, &[]).ends_with(": unchanged\n"));
     }
 
     /// OpenSearch with ISM, found through `GET /` when node info is not

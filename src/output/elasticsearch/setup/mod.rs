@@ -223,7 +223,13 @@ async fn ilm_step(
     targets: &Targets,
 ) -> Result<(String, Outcome), SetupFailure> {
     let days = options.retention_days;
-    let what = format!("lifecycle policy {name} (ILM, delete {days} days after creation)");
+    // ILM counts a rolled-over index's age from its rollover.
+    let since = if targets.data_stream {
+        "rollover"
+    } else {
+        "creation"
+    };
+    let what = format!("lifecycle policy {name} (ILM, delete {days} days after {since})");
     if targets.single_index {
         return Ok(skipped(what, single_index_reason(targets)));
     }
