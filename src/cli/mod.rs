@@ -1,11 +1,12 @@
 //! The command line: `run`, `check`, `config default`, `audit`, `policy
-//! check|explain`. Data goes to stdout,
+//! check|explain`, `elasticsearch setup`. Data goes to stdout,
 //! logs to stderr; exit codes are 0 ok, 1 runtime failure, 2 bad usage or
 //! invalid config.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod audit;
 mod check;
+mod elasticsearch;
 mod logging;
 mod policy;
 mod run;
@@ -66,6 +67,11 @@ pub enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// Prepare the clusters of `elasticsearch` outputs.
+    Elasticsearch {
+        #[command(subcommand)]
+        command: elasticsearch::ElasticsearchCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +123,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Audit(args) => audit::audit(&args),
         Command::Policy { command } => policy::run(&command),
+        Command::Elasticsearch { command } => elasticsearch::run(&command),
     }
 }
 

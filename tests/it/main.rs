@@ -13,6 +13,7 @@ mod conf; // conf/ and examples/ configs check; sample policies load and stay ve
 mod config_errors; // broken configs and their exact file:line:col diagnostics
 mod elasticsearch; // `type = "elasticsearch"`: `_bulk`, per-item retries, ids, 413, endpoints
 mod elasticsearch_node; // the same output against a real Elasticsearch 8.19 node (tests/servers/elasticsearch)
+mod es_setup; // `auditrail elasticsearch setup` on the real OpenSearch and Elasticsearch nodes: template, idempotence, errors
 mod file_output; // the `file` output: per-namespace gzip files, crashes, rotation, a failing disk
 mod hardening; // hostile content: tags, file names and memory stay bounded and safe
 mod http_output; // `type = "http"`: body formats, retries, dead letters, throttling, outages

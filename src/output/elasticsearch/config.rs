@@ -160,7 +160,7 @@ impl ElasticsearchConfig {
         Ok(settings)
     }
 
-    fn index_template(&self) -> Result<Template, String> {
+    pub(super) fn index_template(&self) -> Result<Template, String> {
         let text = self.index.as_ref().map_or(DEFAULT_INDEX, |i| i.get_ref());
         Template::compile(text, TemplateKind::Path)
             .map_err(|e| format!("invalid `index` template `{text}`: {e}"))

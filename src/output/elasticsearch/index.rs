@@ -66,7 +66,7 @@ fn is_sub_second(spec: &str) -> bool {
 
 /// Lowercases `name` and replaces forbidden characters with `_`, in place
 /// when nothing needs to change (the common case).
-fn apply_index_rules(name: &mut String) {
+pub(super) fn apply_index_rules(name: &mut String) {
     let needs_change = |c: char| c.is_uppercase() || FORBIDDEN.contains(&c);
     if !name.contains(needs_change) {
         return;

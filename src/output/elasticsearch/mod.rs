@@ -30,7 +30,8 @@
 //!
 //! Files: [`config`] (keys and defaults), `build` (config to running
 //! output), `sink` (the running output and its endpoints), `bulk` (request
-//! bodies), `retry` (reading answers), `index`, `dead_letter` (reasons).
+//! bodies), `retry` (reading answers), `index`, `dead_letter` (reasons),
+//! [`setup`] (`auditrail elasticsearch setup`: template and lifecycle policy).
 
 mod build;
 mod bulk;
@@ -38,6 +39,7 @@ pub mod config;
 mod dead_letter;
 mod index;
 mod retry;
+pub mod setup;
 mod sink;
 
 pub use bulk::{BulkEncoder, Target};
