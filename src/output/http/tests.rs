@@ -3,14 +3,16 @@
 //! and key, token) are enough to deliver; without the CA the server is not
 //! trusted and the batch is retried, never dropped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
 use super::*;
-use crate::event::test_event;
+use crate::batch::{Delivery, Output, OutputError};
+use crate::config::Duration;
+use crate::event::{Event, test_event};
 
 struct Pki {
     ca: String,
